@@ -1,0 +1,90 @@
+// The one error shape of drover: every failure a user can see carries its exit code.
+
+/** Base of every error drover reports; `exitCode` is what the binary exits with. */
+export class DroverError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad command line or malformed input: exit 2. The message names the input and the place. */
+export class UsageError extends DroverError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 2, options);
+  }
+}
+
+/** A NAR stream or tree that cannot be archived or restored as it is. */
+export class NarFormatError extends DroverError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 2, options);
+  }
+}
+
+/** A hash string that does not parse, or a hash that does not match. */
+export class HashFormatError extends DroverError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** A store path or name that breaks Nix's rules. */
+export class StorePathError extends DroverError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** A derivation (ATerm or JSON) that is malformed or inconsistent. */
+export class DerivationFormatError extends DroverError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** The validity DB refused something, or is itself broken. */
+export class StoreDbError extends DroverError {}
+
+/** An export stream that is malformed: exit 2. */
+export class ExportFormatError extends DroverError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 2, options);
+  }
+}
+
+/**
+ * Runs a CLI's main and exits with the error's code; the only place that exits.
+ * Unknown errors (bugs, I/O) print their message and exit 1.
+ */
+export async function runMain(tool: string, main: () => Promise<number | void>): Promise<never> {
+  let code = 0;
+  try {
+    code = (await main()) ?? 0;
+  } catch (err) {
+    if (err instanceof DroverError) {
+      process.stderr.write(`${tool}: error: ${err.message}\n`);
+      code = err.exitCode;
+    } else if (isEpipe(err)) {
+      code = 0;
+    } else {
+      const e = err as NodeJS.ErrnoException;
+      process.stderr.write(`${tool}: error: ${e?.message ?? String(err)}\n`);
+      if (process.env.DROVER_DEBUG) process.stderr.write(`${e?.stack}\n`);
+      code = 1;
+    }
+  }
+  process.exitCode = code;
+  // Let stdout drain before leaving: a piped reader must get every line.
+  await new Promise<void>((resolve) => {
+    if (process.stdout.writableLength === 0) resolve();
+    else process.stdout.once('drain', () => resolve());
+  });
+  process.exit(code);
+}
+
+function isEpipe(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'EPIPE';
+}

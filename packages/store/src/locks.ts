@@ -1,0 +1,123 @@
+// Every lock drover takes (the DB's big-lock, output locks, hook slots): kernel flock(2).
+//
+// Why flock through fs-ext: Nix takes the very same flock(2) locks on db/big-lock and on
+// `PATH.lock`, so only flock makes drover and Nix exclude each other on a shared store; and
+// the kernel drops a flock when its holder dies however it dies (kill -9 included), so no
+// lock can go stale. Node has no flock of its own; pid files can be recycled and need guessing.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { DroverError } from './errors.js';
+
+const require = createRequire(import.meta.url);
+const fsExt = require('fs-ext') as {
+  flockSync(fd: number, flags: 'sh' | 'ex' | 'shnb' | 'exnb' | 'un'): void;
+};
+
+export class LockTimeoutError extends DroverError {
+  constructor(file: string, seconds: number) {
+    super(`timed out after ${seconds}s waiting for the lock '${file}'`, 1);
+  }
+}
+
+export type LockMode = 'shared' | 'exclusive';
+
+/** A held lock; `release` is idempotent. The kernel also releases it when the process dies. */
+export class FileLock {
+  private fd: number | undefined;
+  constructor(
+    readonly file: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+  }
+  get held(): boolean {
+    return this.fd !== undefined;
+  }
+  /** Removes the lock file first when asked (Nix deletes output locks once paths are valid). */
+  release(opts: { unlink?: boolean } = {}): void {
+    if (this.fd === undefined) return;
+    if (opts.unlink) fs.rmSync(this.file, { force: true });
+    fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+function openLockFile(file: string): number {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+}
+
+function tryFlock(fd: number, mode: LockMode): boolean {
+  try {
+    fsExt.flockSync(fd, mode === 'shared' ? 'shnb' : 'exnb');
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return false;
+    throw e;
+  }
+}
+
+/**
+ * Takes the lock if it is free right now, else returns undefined. A lock file that was
+ * unlinked by its previous holder between our open and our flock is retried, so a lock
+ * is never granted on a file nobody else can see.
+ */
+export function tryLock(file: string, mode: LockMode = 'exclusive'): FileLock | undefined {
+  for (;;) {
+    const fd = openLockFile(file);
+    if (!tryFlock(fd, mode)) {
+      fs.closeSync(fd);
+      return undefined;
+    }
+    if (sameFile(fd, file)) return new FileLock(file, fd);
+    fs.closeSync(fd);
+  }
+}
+
+function sameFile(fd: number, file: string): boolean {
+  try {
+    const a = fs.fstatSync(fd);
+    const b = fs.statSync(file);
+    return a.ino === b.ino && a.dev === b.dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits for the lock, polling with growing sleeps (flock has no timeout, and a blocking
+ * flock would stall Node's event loop). `timeoutSeconds` undefined waits forever.
+ */
+export async function lock(
+  file: string,
+  opts: { mode?: LockMode; timeoutSeconds?: number; onWait?: () => void } = {},
+): Promise<FileLock> {
+  const start = Date.now();
+  let delay = 5;
+  let told = false;
+  for (;;) {
+    const l = tryLock(file, opts.mode ?? 'exclusive');
+    if (l) return l;
+    if (!told) {
+      opts.onWait?.();
+      told = true;
+    }
+    if (opts.timeoutSeconds !== undefined && Date.now() - start >= opts.timeoutSeconds * 1000) {
+      throw new LockTimeoutError(file, opts.timeoutSeconds);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 200);
+  }
+}
+
+/** Blocking variant for synchronous code paths (short critical sections only). */
+export function lockSync(file: string, mode: LockMode = 'exclusive'): FileLock {
+  for (;;) {
+    const fd = openLockFile(file);
+    fsExt.flockSync(fd, mode === 'shared' ? 'sh' : 'ex');
+    if (sameFile(fd, file)) return new FileLock(file, fd);
+    fs.closeSync(fd);
+  }
+}

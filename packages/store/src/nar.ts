@@ -1,0 +1,386 @@
+// The Nix archive (NAR): streaming serialisation of a file tree, and its validating parser.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { NarFormatError } from './errors.js';
+import { ByteReader, UnexpectedEof } from './byte-reader.js';
+import { Hash, type HashAlgo } from './hash.js';
+
+export const NAR_MAGIC = 'nix-archive-1';
+const READ_CHUNK = 1 << 20;
+const TOKEN_BUF = 1 << 16;
+/** Longest name or symlink target we accept: Linux's PATH_MAX. Longer ones are hostile. */
+const MAX_STRING = 4096;
+const ZEROS = Buffer.alloc(8);
+
+type PathLike = string | Buffer;
+
+function padLen(n: number): number {
+  return (8 - (n % 8)) % 8;
+}
+
+/**
+ * Serialises the tree at `root` as NAR chunks. Small tokens are packed into shared buffers;
+ * file contents come in fresh buffers of at most 1 MiB, so consumers may keep any chunk.
+ * Synchronous I/O on purpose: it is several times faster than the thread pool for trees
+ * of many small files, and callers that must not block run it in a worker.
+ */
+export function* narChunks(root: PathLike): Generator<Buffer> {
+  let tok = Buffer.allocUnsafe(TOKEN_BUF);
+  let used = 0;
+  // Every yielded token buffer is a fresh allocation, so consumers may hold on to it.
+  function* flush(): Generator<Buffer> {
+    if (used > 0) {
+      yield tok.subarray(0, used);
+      tok = Buffer.allocUnsafe(TOKEN_BUF);
+      used = 0;
+    }
+  }
+  function* str(s: string | Buffer): Generator<Buffer> {
+    const b = typeof s === 'string' ? Buffer.from(s) : s;
+    const total = 8 + b.length + padLen(b.length);
+    if (used + total > TOKEN_BUF) yield* flush();
+    if (total > TOKEN_BUF) {
+      const big = Buffer.alloc(total);
+      big.writeBigUInt64LE(BigInt(b.length), 0);
+      b.copy(big, 8);
+      yield big;
+      return;
+    }
+    tok.writeUInt32LE(b.length >>> 0, used);
+    tok.writeUInt32LE(Math.floor(b.length / 2 ** 32), used + 4);
+    b.copy(tok, used + 8);
+    tok.fill(0, used + 8 + b.length, used + total);
+    used += total;
+  }
+  function* u64(n: number): Generator<Buffer> {
+    if (used + 8 > TOKEN_BUF) yield* flush();
+    tok.writeUInt32LE(n >>> 0, used);
+    tok.writeUInt32LE(Math.floor(n / 2 ** 32), used + 4);
+    used += 8;
+  }
+  function* node(p: PathLike): Generator<Buffer> {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (e) {
+      throw new NarFormatError(`cannot read '${p.toString()}': ${(e as Error).message}`);
+    }
+    yield* str('(');
+    yield* str('type');
+    if (st.isFile()) {
+      yield* str('regular');
+      if (st.mode & 0o100) {
+        yield* str('executable');
+        yield* str('');
+      }
+      yield* str('contents');
+      yield* u64(st.size);
+      yield* flush();
+      const fd = fs.openSync(p, 'r');
+      try {
+        let left = st.size;
+        while (left > 0) {
+          const buf = Buffer.allocUnsafe(Math.min(left, READ_CHUNK));
+          const n = fs.readSync(fd, buf, 0, buf.length, null);
+          if (n === 0) throw new NarFormatError(`file '${p.toString()}' shrank while being archived`);
+          left -= n;
+          yield n === buf.length ? buf : buf.subarray(0, n);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      const pad = padLen(st.size);
+      if (pad) {
+        tok.fill(0, used, used + pad);
+        used += pad;
+      }
+    } else if (st.isSymbolicLink()) {
+      yield* str('symlink');
+      yield* str('target');
+      yield* str(fs.readlinkSync(p, { encoding: 'buffer' }));
+    } else if (st.isDirectory()) {
+      yield* str('directory');
+      const names = fs.readdirSync(p, { encoding: 'buffer' }).sort(Buffer.compare);
+      const prefix = Buffer.concat([typeof p === 'string' ? Buffer.from(p) : p, Buffer.from('/')]);
+      for (const name of names) {
+        yield* str('entry');
+        yield* str('(');
+        yield* str('name');
+        yield* str(name);
+        yield* str('node');
+        yield* node(Buffer.concat([prefix, name]));
+        yield* str(')');
+      }
+    } else {
+      throw new NarFormatError(`'${p.toString()}' is not a regular file, directory or symlink, so it cannot be archived`);
+    }
+    yield* str(')');
+  }
+  yield* str(NAR_MAGIC);
+  yield* node(root);
+  yield* flush();
+}
+
+/** NAR hash and size of a tree (what the validity DB records). */
+export function hashPath(root: PathLike, algo: HashAlgo = 'sha256'): { hash: Hash; size: number } {
+  const h = createHash(algo);
+  let size = 0;
+  for (const c of narChunks(root)) {
+    h.update(c);
+    size += c.length;
+  }
+  return { hash: new Hash(algo, h.digest()), size };
+}
+
+/** Hash of a regular file's bytes (`--flat`). */
+export function hashFile(file: PathLike, algo: HashAlgo = 'sha256'): Hash {
+  const h = createHash(algo);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new NarFormatError(`cannot read '${file.toString()}': ${(e as Error).message}`);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return new Hash(algo, h.digest());
+}
+
+/** Writes the NAR of `root` to a stream, honouring back-pressure. */
+export async function dumpToStream(root: PathLike, out: NodeJS.WritableStream): Promise<number> {
+  let size = 0;
+  for (const c of narChunks(root)) {
+    size += c.length;
+    if (!out.write(c)) await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error) => reject(e);
+      out.once('error', onErr);
+      out.once('drain', () => {
+        out.off('error', onErr);
+        resolve();
+      });
+    });
+  }
+  return size;
+}
+
+/** What the NAR parser tells its consumer; names are raw bytes, validated before the call. */
+export interface NarVisitor {
+  directory(path: Buffer[]): void | Promise<void>;
+  file(path: Buffer[], executable: boolean, size: number): NarFileSink | Promise<NarFileSink>;
+  symlink(path: Buffer[], target: Buffer): void | Promise<void>;
+}
+export interface NarFileSink {
+  write(chunk: Buffer): void | Promise<void>;
+  close(): void | Promise<void>;
+}
+
+/**
+ * Parses one NAR from `r`, checking everything Nix checks and more (sorting, names,
+ * padding, lengths), and reports each node to `visitor`. Reads exactly the NAR's bytes.
+ * `what` names the input in errors, e.g. "standard input".
+ */
+export async function parseNar(r: ByteReader, visitor: NarVisitor, what = 'NAR'): Promise<void> {
+  const fail = (msg: string): never => {
+    throw new NarFormatError(`${what}: at byte ${r.offset}: ${msg}`);
+  };
+  const readLen = async (): Promise<number> => {
+    const b = await r.read(8);
+    const hi = b.readUInt32LE(4);
+    const n = b.readUInt32LE(0) + hi * 2 ** 32;
+    if (hi >= 2 ** 21) fail(`absurd length ${b.readBigUInt64LE(0)}`);
+    return n;
+  };
+  const readPad = async (n: number) => {
+    const p = padLen(n);
+    if (p && !(await r.read(p)).equals(ZEROS.subarray(0, p))) fail('non-zero padding');
+  };
+  const readStr = async (max: number, ctx: string): Promise<Buffer> => {
+    const start = r.offset;
+    const n = await readLen();
+    if (n > max) throw new NarFormatError(`${what}: at byte ${start}: ${ctx} of ${n} bytes is longer than the limit of ${max}`);
+    const b = Buffer.from(await r.read(n));
+    await readPad(n);
+    return b;
+  };
+  const expect = async (word: string) => {
+    const start = r.offset;
+    const got = await readStr(64, `token where '${word}' was expected`);
+    if (got.toString('latin1') !== word) {
+      throw new NarFormatError(`${what}: at byte ${start}: expected '${word}', got '${printable(got)}'`);
+    }
+  };
+  const node = async (path: Buffer[]): Promise<void> => {
+    await expect('(');
+    await expect('type');
+    const typeAt = r.offset;
+    const type = (await readStr(64, 'node type')).toString('latin1');
+    if (type === 'regular') {
+      let tokAt = r.offset;
+      let tok = (await readStr(64, 'token')).toString('latin1');
+      let executable = false;
+      if (tok === 'executable') {
+        executable = true;
+        if ((await readStr(0, "the value after 'executable'")).length !== 0) fail("'executable' must be followed by an empty string");
+        tokAt = r.offset;
+        tok = (await readStr(64, 'token')).toString('latin1');
+      }
+      if (tok !== 'contents') throw new NarFormatError(`${what}: at byte ${tokAt}: expected 'contents', got '${printable(Buffer.from(tok))}'`);
+      const sizeAt = r.offset;
+      const size = await readLen();
+      const sink = await visitor.file(path, executable, size);
+      try {
+        await r.readInto(size, (c) => sink.write(c));
+      } catch (e) {
+        if (e instanceof UnexpectedEof) throw new NarFormatError(`${what}: truncated: file of ${size} bytes declared at byte ${sizeAt} ends early`);
+        throw e;
+      } finally {
+        await sink.close();
+      }
+      await readPad(size);
+    } else if (type === 'symlink') {
+      await expect('target');
+      const targetAt = r.offset;
+      const target = await readStr(MAX_STRING, 'symlink target');
+      if (target.length === 0) throw new NarFormatError(`${what}: at byte ${targetAt}: empty symlink target`);
+      if (target.includes(0)) throw new NarFormatError(`${what}: at byte ${targetAt}: symlink target contains NUL`);
+      await visitor.symlink(path, target);
+    } else if (type === 'directory') {
+      await visitor.directory(path);
+      let prev: Buffer | undefined;
+      for (;;) {
+        const tokAt = r.offset;
+        const tok = (await readStr(64, 'token')).toString('latin1');
+        if (tok === ')') return;
+        if (tok !== 'entry') throw new NarFormatError(`${what}: at byte ${tokAt}: expected 'entry' or ')', got '${printable(Buffer.from(tok))}'`);
+        await expect('(');
+        await expect('name');
+        const nameAt = r.offset;
+        const name = await readStr(255, 'entry name');
+        const bad = nameProblem(name);
+        if (bad) throw new NarFormatError(`${what}: at byte ${nameAt}: entry name '${printable(name)}' ${bad}`);
+        if (prev) {
+          const c = Buffer.compare(prev, name);
+          if (c === 0) throw new NarFormatError(`${what}: at byte ${nameAt}: duplicate entry '${printable(name)}'`);
+          if (c > 0) throw new NarFormatError(`${what}: at byte ${nameAt}: entry '${printable(name)}' is not sorted (comes after '${printable(prev)}')`);
+        }
+        prev = name;
+        await expect('node');
+        await node([...path, name]);
+        await expect(')');
+      }
+    } else {
+      throw new NarFormatError(`${what}: at byte ${typeAt}: unknown node type '${printable(Buffer.from(type))}'`);
+    }
+    await expect(')');
+  };
+  try {
+    const magicAt = r.offset;
+    const magic = await readStr(64, 'archive magic');
+    if (magic.toString('latin1') !== NAR_MAGIC) throw new NarFormatError(`${what}: at byte ${magicAt}: not a Nix archive (bad magic '${printable(magic)}')`);
+    await node([]);
+  } catch (e) {
+    if (e instanceof UnexpectedEof) throw new NarFormatError(`${what}: truncated at byte ${r.offset + e.got}`);
+    throw e;
+  }
+}
+
+function nameProblem(name: Buffer): string | undefined {
+  if (name.length === 0) return 'is empty';
+  if (name.equals(Buffer.from('.')) || name.equals(Buffer.from('..'))) return 'is not allowed';
+  if (name.includes(0x2f)) return "contains '/'";
+  if (name.includes(0)) return 'contains NUL';
+  return undefined;
+}
+
+function printable(b: Buffer): string {
+  const s = b.subarray(0, 64).toString('utf8').replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return b.length > 64 ? `${s}…` : s;
+}
+
+/**
+ * Restores one NAR from `r` at `target`, which must not exist. On any error everything
+ * written under `target` is removed again, so a bad archive leaves nothing behind.
+ */
+export async function restoreNar(
+  r: ByteReader,
+  target: string,
+  what = 'NAR',
+  opts: { canonical?: boolean; onFileChunk?: (chunk: Buffer) => void } = {},
+): Promise<void> {
+  const t = Buffer.from(target);
+  const slash = Buffer.from('/');
+  const full = (p: Buffer[]) => (p.length === 0 ? t : Buffer.concat([t, ...p.flatMap((n) => [slash, n])]));
+  // Directories are made read-only and dated after their children, so collect them.
+  const dirs: Buffer[] = [];
+  const visitor: NarVisitor = {
+    directory(p) {
+      const d = full(p);
+      fs.mkdirSync(d, { mode: 0o755 });
+      if (opts.canonical) dirs.push(d);
+    },
+    symlink(p, target) {
+      const l = full(p);
+      fs.symlinkSync(target, l);
+      if (opts.canonical) fs.lutimesSync(l, 1, 1);
+    },
+    file(p, executable) {
+      const fd = fs.openSync(full(p), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, executable ? 0o755 : 0o644);
+      return {
+        write(c) {
+          opts.onFileChunk?.(c);
+          let off = 0;
+          while (off < c.length) off += fs.writeSync(fd, c, off, c.length - off);
+        },
+        close() {
+          if (opts.canonical) {
+            fs.fchmodSync(fd, executable ? 0o555 : 0o444);
+            fs.futimesSync(fd, 1, 1);
+          }
+          fs.closeSync(fd);
+        },
+      };
+    },
+  };
+  try {
+    fs.lstatSync(target);
+    throw new NarFormatError(`cannot restore to '${target}': it already exists`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  try {
+    await parseNar(r, visitor, what);
+    for (let i = dirs.length - 1; i >= 0; i--) {
+      fs.chmodSync(dirs[i]!, 0o555);
+      fs.utimesSync(dirs[i]!, 1, 1);
+    }
+  } catch (e) {
+    removeTree(target);
+    throw e;
+  }
+}
+
+/** rm -rf that also removes read-only trees (store paths are read-only). */
+export function removeTree(p: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return;
+  }
+  if (st.isDirectory()) {
+    fs.chmodSync(p, 0o755);
+    for (const name of fs.readdirSync(p)) removeTree(path.join(p, name));
+    fs.rmdirSync(p);
+  } else {
+    fs.unlinkSync(p);
+  }
+}

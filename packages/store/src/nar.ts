@@ -19,16 +19,17 @@ function padLen(n: number): number {
   return (8 - (n % 8)) % 8;
 }
 
+/** One step of a NAR: bytes as they are, or a regular file's contents still to be read. */
+type NarOp = Buffer | { file: PathLike; size: number };
+
 /**
- * Serialises the tree at `root` as NAR chunks. Small tokens are packed into shared buffers;
- * file contents come in fresh buffers of at most 1 MiB, so consumers may keep any chunk.
- * Synchronous I/O on purpose: it is several times faster than the thread pool for trees
- * of many small files, and callers that must not block run it in a worker.
+ * Walks the tree at `root` and yields its NAR as token buffers (fresh allocations, safe to
+ * keep) and file references whose contents the caller reads. Metadata only: synchronous
+ * lstat/readdir are several times faster than the thread pool for trees of small files.
  */
-export function* narChunks(root: PathLike): Generator<Buffer> {
+function* narOps(root: PathLike): Generator<NarOp> {
   let tok = Buffer.allocUnsafe(TOKEN_BUF);
   let used = 0;
-  // Every yielded token buffer is a fresh allocation, so consumers may hold on to it.
   function* flush(): Generator<Buffer> {
     if (used > 0) {
       yield tok.subarray(0, used);
@@ -47,19 +48,12 @@ export function* narChunks(root: PathLike): Generator<Buffer> {
       yield big;
       return;
     }
-    tok.writeUInt32LE(b.length >>> 0, used);
-    tok.writeUInt32LE(Math.floor(b.length / 2 ** 32), used + 4);
+    writeU64(tok, used, b.length);
     b.copy(tok, used + 8);
     tok.fill(0, used + 8 + b.length, used + total);
     used += total;
   }
-  function* u64(n: number): Generator<Buffer> {
-    if (used + 8 > TOKEN_BUF) yield* flush();
-    tok.writeUInt32LE(n >>> 0, used);
-    tok.writeUInt32LE(Math.floor(n / 2 ** 32), used + 4);
-    used += 8;
-  }
-  function* node(p: PathLike): Generator<Buffer> {
+  function* node(p: PathLike): Generator<NarOp> {
     let st: fs.Stats;
     try {
       st = fs.lstatSync(p);
@@ -75,21 +69,11 @@ export function* narChunks(root: PathLike): Generator<Buffer> {
         yield* str('');
       }
       yield* str('contents');
-      yield* u64(st.size);
+      if (used + 8 > TOKEN_BUF) yield* flush();
+      writeU64(tok, used, st.size);
+      used += 8;
       yield* flush();
-      const fd = fs.openSync(p, 'r');
-      try {
-        let left = st.size;
-        while (left > 0) {
-          const buf = Buffer.allocUnsafe(Math.min(left, READ_CHUNK));
-          const n = fs.readSync(fd, buf, 0, buf.length, null);
-          if (n === 0) throw new NarFormatError(`file '${p.toString()}' shrank while being archived`);
-          left -= n;
-          yield n === buf.length ? buf : buf.subarray(0, n);
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
+      yield { file: p, size: st.size };
       const pad = padLen(st.size);
       if (pad) {
         tok.fill(0, used, used + pad);
@@ -120,6 +104,143 @@ export function* narChunks(root: PathLike): Generator<Buffer> {
   yield* str(NAR_MAGIC);
   yield* node(root);
   yield* flush();
+}
+
+function writeU64(buf: Buffer, at: number, n: number): void {
+  buf.writeUInt32LE(n >>> 0, at);
+  buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
+}
+
+function shrank(p: PathLike): NarFormatError {
+  return new NarFormatError(`file '${p.toString()}' changed size while being archived`);
+}
+
+/**
+ * The NAR of `root` as chunks, synchronously. Chunks are fresh buffers of at most 1 MiB,
+ * so consumers may keep any of them. For code that cannot await; `narStream` is faster.
+ */
+export function* narChunks(root: PathLike): Generator<Buffer> {
+  for (const op of narOps(root)) {
+    if (Buffer.isBuffer(op)) {
+      yield op;
+      continue;
+    }
+    const fd = fs.openSync(op.file, 'r');
+    try {
+      let left = op.size;
+      while (left > 0) {
+        const buf = Buffer.allocUnsafe(Math.min(left, READ_CHUNK));
+        const n = fs.readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) throw shrank(op.file);
+        left -= n;
+        yield n === buf.length ? buf : buf.subarray(0, n);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/** Reads `[pos, pos+len)` of an open file in the thread pool. */
+function readAt(fd: number, len: number, pos: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const buf = Buffer.allocUnsafe(len);
+    fs.read(fd, buf, 0, len, pos, (err, n) => (err ? reject(err) : resolve(n === len ? buf : buf.subarray(0, n))));
+  });
+}
+
+function openAsync(p: PathLike): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(p, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function closeAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * The NAR of `root` as chunks, with file contents read ahead in the thread pool (up to
+ * `aheadBytes` and `aheadFiles`) while the consumer hashes or writes earlier chunks: reading
+ * and hashing then run on both cores instead of taking turns.
+ */
+export async function* narStream(root: PathLike, aheadBytes = 32 << 20, aheadFiles = 32): AsyncGenerator<Buffer> {
+  const queue: (Buffer | Promise<Buffer>)[] = [];
+  let queuedBytes = 0;
+  let openFiles = 0;
+  const ops = narOps(root);
+  let opsDone = false;
+  // The file whose chunks are being scheduled; its fd closes once all its reads settle.
+  let cur: { fd: Promise<number>; file: PathLike; size: number; pos: number; reads: Promise<Buffer>[] } | undefined;
+  const closing: Promise<void>[] = [];
+
+  const finishFile = (f: NonNullable<typeof cur>) => {
+    closing.push(
+      Promise.allSettled([f.fd, ...f.reads]).then(async ([fd]) => {
+        if (fd!.status === 'fulfilled') await closeAsync(fd.value as number);
+        openFiles--;
+      }),
+    );
+  };
+  const schedule = () => {
+    while (queuedBytes < aheadBytes) {
+      if (cur) {
+        const len = Math.min(READ_CHUNK, cur.size - cur.pos);
+        const { pos, file } = cur;
+        const read = cur.fd.then(async (d) => {
+          const b = await readAt(d, len, pos);
+          if (b.length !== len) throw shrank(file);
+          return b;
+        });
+        read.catch(() => undefined);
+        cur.reads.push(read);
+        queue.push(read);
+        queuedBytes += len;
+        cur.pos += len;
+        if (cur.pos >= cur.size) {
+          finishFile(cur);
+          cur = undefined;
+        }
+        continue;
+      }
+      if (opsDone || openFiles >= aheadFiles) return;
+      const r = ops.next();
+      if (r.done) {
+        opsDone = true;
+        return;
+      }
+      const op = r.value;
+      if (Buffer.isBuffer(op)) queue.push(op);
+      else if (op.size > 0) {
+        const fd = openAsync(op.file);
+        fd.catch(() => undefined);
+        openFiles++;
+        cur = { fd, file: op.file, size: op.size, pos: 0, reads: [] };
+      }
+    }
+  };
+
+  try {
+    schedule();
+    while (queue.length > 0) {
+      const head = queue.shift()!;
+      let buf: Buffer;
+      if (Buffer.isBuffer(head)) buf = head;
+      else {
+        buf = await head;
+        queuedBytes -= buf.length;
+      }
+      schedule();
+      yield buf;
+      if (queue.length === 0) {
+        // The walk may be waiting for open files to close before it goes on.
+        await Promise.all(closing.splice(0));
+        schedule();
+      }
+    }
+  } finally {
+    if (cur) finishFile(cur);
+    await Promise.allSettled(queue);
+    await Promise.allSettled(closing);
+  }
 }
 
 /** NAR hash and size of a tree (what the validity DB records). */
@@ -155,10 +276,21 @@ export function hashFile(file: PathLike, algo: HashAlgo = 'sha256'): Hash {
   return new Hash(algo, h.digest());
 }
 
+/** NAR hash and size of a tree, reading ahead while hashing (the fast path for CLIs). */
+export async function hashPathAsync(root: PathLike, algo: HashAlgo = 'sha256'): Promise<{ hash: Hash; size: number }> {
+  const h = createHash(algo);
+  let size = 0;
+  for await (const c of narStream(root)) {
+    h.update(c);
+    size += c.length;
+  }
+  return { hash: new Hash(algo, h.digest()), size };
+}
+
 /** Writes the NAR of `root` to a stream, honouring back-pressure. */
 export async function dumpToStream(root: PathLike, out: NodeJS.WritableStream): Promise<number> {
   let size = 0;
-  for (const c of narChunks(root)) {
+  for await (const c of narStream(root)) {
     size += c.length;
     if (!out.write(c)) await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(e);

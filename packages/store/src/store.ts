@@ -6,10 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { StoreDb, type ValidPathInfo } from './db.js';
 import { resolveConfig, type StoreConfig } from './config.js';
 import { ByteReader } from './byte-reader.js';
-import { narChunks, restoreNar, removeTree, hashPath, hashFile } from './nar.js';
+import { narStream, restoreNar, removeTree, hashPath, hashPathAsync, hashFile } from './nar.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { checkStoreName, fixedOutputCa, makeFixedOutputPath, makeTextPath, textCa } from './store-path.js';
-import { lock } from './locks.js';
+import { lock, type FileLock } from './locks.js';
+import { readDerivation } from './derivation.js';
 import { StorePathError, UsageError } from './errors.js';
 
 export class Store {
@@ -27,7 +28,7 @@ export class Store {
   get db(): StoreDb {
     if (!this._db) {
       fs.mkdirSync(this.storeDir, { recursive: true });
-      this._db = new StoreDb(this.stateDir);
+      this._db = new StoreDb(this.stateDir, { storeDir: this.storeDir });
     }
     return this._db;
   }
@@ -49,19 +50,93 @@ export class Store {
    * so a valid path is never incomplete on disk; a leftover invalid `dest` is replaced.
    */
   async commitPath(tmp: string, info: ValidPathInfo): Promise<void> {
-    const l = await lock(`${info.path}.lock`);
-    try {
-      if (this.db.isValid(info.path)) {
-        removeTree(tmp);
-        return;
-      }
-      removeTree(info.path);
-      syncFileSystem(tmp);
-      fs.renameSync(tmp, info.path);
-      this.db.registerValidPaths([info]);
-    } finally {
-      l.release({ unlink: true });
+    await this.commitPaths([{ tmp, info }]);
+  }
+
+  /**
+   * commitPath for a batch, in one registration: locks every new path's `PATH.lock` (in
+   * sorted order, so two committers of overlapping batches cannot deadlock), one syncfs for
+   * all contents, renames, then one transaction. Paths already valid just drop their temp
+   * copy. A batch larger than COMMIT_CHUNK is committed in chunks, in the order given
+   * (which must be references first), so the closure invariant holds after each chunk and
+   * the number of lock files held stays bounded by the open-file limit.
+   * Returns the paths that this call made valid.
+   */
+  async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
+    const added: string[] = [];
+    for (let i = 0; i < items.length; i += COMMIT_CHUNK) added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK))));
+    return added;
+  }
+
+  private async commitChunk(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
+    const pending = new Map<string, { tmp: string; info: ValidPathInfo }>();
+    for (const item of items) {
+      if (pending.has(item.info.path) || this.db.isValid(item.info.path)) removeTree(item.tmp);
+      else pending.set(item.info.path, item);
     }
+    const locks: FileLock[] = [];
+    const renamed: string[] = [];
+    try {
+      for (const p of [...pending.keys()].sort()) locks.push(await lock(`${p}.lock`));
+      // Someone else may have finished a path while we waited for its lock.
+      for (const [p, item] of pending) {
+        if (this.db.isValid(p)) {
+          removeTree(item.tmp);
+          pending.delete(p);
+        }
+      }
+      if (pending.size === 0) return [];
+      syncFileSystem(this.storeDir);
+      for (const [p, item] of pending) {
+        removeTree(p);
+        fs.renameSync(item.tmp, p);
+        renamed.push(p);
+      }
+      this.db.registerValidPaths(
+        [...pending.values()].map((i) => i.info),
+        { derivationOutputsOf: (drv) => this.derivationOutputsOf(drv) },
+      );
+      return renamed;
+    } catch (e) {
+      // Nothing was registered: take back what we moved in, and the temp copies.
+      for (const p of renamed) removeTree(p);
+      for (const item of pending.values()) removeTree(item.tmp);
+      throw e;
+    } finally {
+      for (const l of locks) l.release({ unlink: true });
+    }
+  }
+
+  /**
+   * The outputs a .drv on disk declares, for DerivationOutputs when a registration does not
+   * give them (register-validity, import).
+   */
+  derivationOutputsOf(drvPath: string): Record<string, string> {
+    const outs: Record<string, string> = {};
+    // Floating content-addressed outputs have no path until built: no row, as in Nix.
+    for (const [name, o] of Object.entries(readDerivation(this, drvPath).outputs)) if (o.path !== '') outs[name] = o.path;
+    return outs;
+  }
+
+  /**
+   * Removes `.drover-tmp-PID-*` leftovers of processes that are gone (killed mid-import or
+   * mid-add). A pid that was recycled by a live process just keeps its leftover longer.
+   */
+  cleanStaleTemps(): number {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.storeDir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const m = /^\.drover-tmp-(\d+)-/.exec(name);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      removeTree(path.join(this.storeDir, name));
+      removed++;
+    }
+    return removed;
   }
 
   /**
@@ -80,14 +155,14 @@ export class Store {
     }
     if (!recursive && !st.isFile()) throw new UsageError(`cannot add '${src}' flat: it is not a regular file`);
     if (opts.dryRun) {
-      const h = recursive ? hashPath(src, algo).hash : hashFile(src, algo);
+      const h = recursive ? (await hashPathAsync(src, algo)).hash : hashFile(src, algo);
       return makeFixedOutputPath(this.storeDir, name, recursive, h);
     }
     const tmp = this.tempPath();
     try {
       const narHasher = createHash('sha256');
       const caHasher = recursive && algo !== 'sha256' ? createHash(algo) : undefined;
-      const r = new ByteReader(toAsync(narChunks(src)));
+      const r = new ByteReader(narStream(src));
       r.taps.push(narHasher);
       if (caHasher) r.taps.push(caHasher);
       let flatHash: ReturnType<typeof createHash> | undefined;
@@ -144,8 +219,17 @@ export class Store {
   }
 }
 
-async function* toAsync<T>(gen: Iterable<T>): AsyncGenerator<T> {
-  yield* gen;
+/** Most new paths one transaction commits: each holds a lock file open until the commit. */
+export const COMMIT_CHUNK = 4096;
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

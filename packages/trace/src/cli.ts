@@ -1,1 +1,43 @@
-console.error('not yet');
+// The drover-trace command line: parses argv with yargs, runs the library, maps errors to exit codes.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { TraceError } from './errors.js';
+import { FORMATS, runTrace, type Format } from './run.js';
+
+async function main(): Promise<number> {
+  let usageError: string | null = null;
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('drover-trace')
+    .usage('$0 [--format tty|plain|json|summary] [--history FILE] [FILE...|-]\n\nReads build traces of drover, Nix (0.16, 1.x, internal-json) and Guix; shows what is happening and what happened.')
+    .option('format', { alias: 'f', choices: FORMATS, describe: 'output: tty (default on a terminal), plain (default otherwise), json, summary' })
+    .option('history', { type: 'string', describe: 'SQLite file of earlier build durations, for ETAs; this run is added to it' })
+    .option('logs', { type: 'boolean', default: false, describe: 'plain: also print every build log line, prefixed with its derivation name' })
+    .strictOptions()
+    .help()
+    .version(false)
+    .fail((msg, err) => {
+      usageError = err?.message ?? msg;
+    })
+    .parse();
+  if (usageError !== null) {
+    process.stderr.write(`drover-trace: error: ${usageError}\nTry 'drover-trace --help'.\n`);
+    return 2;
+  }
+  return runTrace({
+    ...(argv.format ? { format: argv.format as Format } : {}),
+    ...(argv.history ? { history: argv.history } : {}),
+    logs: argv.logs,
+    inputs: argv._.map(String),
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const code = e instanceof TraceError ? e.exitCode : 1;
+    process.stderr.write(`drover-trace: error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = code;
+  },
+);

@@ -1,0 +1,87 @@
+// Failure memory: machines that refused or dropped a connection, shared by all hook processes via STATE.
+import fs from 'node:fs';
+import path from 'node:path';
+import { lockSync, writeFileAtomic } from '@drover/store';
+import type { Machine } from './machines.js';
+
+export interface HealthRecord {
+  /** Failures in a row since the last success. */
+  failures: number;
+  /** Epoch ms of the last failure. */
+  lastFailure: number;
+  /** Epoch ms before which hooks skip the machine. */
+  retryAt: number;
+  /** What failed, in ssh's own words. */
+  lastError: string;
+}
+
+export interface Backoff {
+  base: number;
+  max: number;
+}
+
+/**
+ * Back-off doubles per failure in a row (base, 2·base, 4·base, … up to max seconds), so a
+ * dead machine costs one connect timeout per back-off period instead of one per derivation.
+ */
+export function backoffSeconds(failures: number, b: Backoff): number {
+  return Math.min(b.max, b.base * 2 ** Math.max(0, Math.min(failures - 1, 30)));
+}
+
+export class MachineHealth {
+  readonly dir: string;
+  constructor(
+    stateDir: string,
+    private readonly backoff: Backoff,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.dir = path.join(stateDir, 'hook-ssh', 'health');
+  }
+
+  private file(m: Machine): string {
+    return path.join(this.dir, `${m.id}.json`);
+  }
+
+  get(m: Machine): HealthRecord | undefined {
+    try {
+      const r = JSON.parse(fs.readFileSync(this.file(m), 'utf8')) as HealthRecord;
+      if (typeof r.failures !== 'number' || typeof r.retryAt !== 'number') return undefined;
+      return r;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The record when the machine is in back-off now, else undefined. */
+  backingOff(m: Machine): HealthRecord | undefined {
+    const r = this.get(m);
+    return r && this.now() < r.retryAt ? r : undefined;
+  }
+
+  recordFailure(m: Machine, error: string): HealthRecord {
+    return this.update(m, (prev) => {
+      const failures = (prev?.failures ?? 0) + 1;
+      const t = this.now();
+      return { failures, lastFailure: t, retryAt: t + backoffSeconds(failures, this.backoff) * 1000, lastError: error };
+    });
+  }
+
+  recordSuccess(m: Machine): void {
+    if (!fs.existsSync(this.file(m))) return;
+    this.update(m, () => undefined);
+  }
+
+  /** Read-modify-write under a per-machine lock, so concurrent hooks count every failure. */
+  private update(m: Machine, fn: (prev: HealthRecord | undefined) => HealthRecord | undefined): HealthRecord {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const l = lockSync(`${this.file(m)}.lock`);
+    try {
+      const next = fn(this.get(m));
+      if (next) writeFileAtomic(this.file(m), JSON.stringify(next) + '\n');
+      else fs.rmSync(this.file(m), { force: true });
+      return next ?? { failures: 0, lastFailure: 0, retryAt: 0, lastError: '' };
+    } finally {
+      l.release();
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// The hook's tunables (timeouts, back-off, ssh options), from the environment with defaults.
+import { UsageError } from '@drover/store';
+import type { Machine } from './machines.js';
+
+export interface HookSettings {
+  /** Seconds for TCP connect plus SSH handshake (ssh's ConnectTimeout). */
+  connectTimeout: number;
+  /** Seconds without a byte moving in a copy (or an answer to a short remote command) before giving up. */
+  stallTimeout: number;
+  /** First back-off after a failed connection, and its cap (seconds); doubles per failure. */
+  backoffBase: number;
+  backoffMax: number;
+  /** Seconds the shared master connection stays up after its last user (ControlPersist). */
+  controlPersist: number;
+  /** Keep-alive probes on the master: interval (s) and how many may go unanswered. */
+  aliveInterval: number;
+  aliveCount: number;
+  /** Extra ssh options, split on white space (like Nix's NIX_SSHOPTS). */
+  sshOpts: string[];
+}
+
+function num(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new UsageError(`environment variable ${name}='${v}' is not a positive number of seconds`);
+  return n;
+}
+
+export function hookSettings(env: NodeJS.ProcessEnv = process.env): HookSettings {
+  let backoffBase = 10;
+  let backoffMax = 600;
+  const b = env.DROVER_HOOK_SSH_BACKOFF;
+  if (b) {
+    const m = /^(\d+(?:\.\d+)?)(?::(\d+(?:\.\d+)?))?$/.exec(b);
+    if (!m || !(Number(m[1]) > 0)) throw new UsageError(`environment variable DROVER_HOOK_SSH_BACKOFF='${b}' is not BASE[:MAX] in seconds`);
+    backoffBase = Number(m[1]);
+    backoffMax = m[2] !== undefined ? Number(m[2]) : Math.max(backoffMax, backoffBase);
+    if (backoffMax < backoffBase) throw new UsageError(`environment variable DROVER_HOOK_SSH_BACKOFF='${b}': MAX is below BASE`);
+  }
+  return {
+    connectTimeout: num(env, 'DROVER_HOOK_SSH_CONNECT_TIMEOUT', 10),
+    stallTimeout: num(env, 'DROVER_HOOK_SSH_STALL_TIMEOUT', 60),
+    backoffBase,
+    backoffMax,
+    controlPersist: num(env, 'DROVER_HOOK_SSH_PERSIST', 600),
+    aliveInterval: num(env, 'DROVER_HOOK_SSH_ALIVE_INTERVAL', 5),
+    aliveCount: Math.max(1, Math.round(num(env, 'DROVER_HOOK_SSH_ALIVE_COUNT', 3))),
+    sshOpts: (env.DROVER_SSHOPTS ?? '').split(/\s+/).filter((s) => s !== ''),
+  };
+}
+
+/** The settings with a machine's own `?connect-timeout=` / `?stall-timeout=` applied. */
+export function forMachine(s: HookSettings, m: Machine): HookSettings {
+  return { ...s, connectTimeout: m.connectTimeout ?? s.connectTimeout, stallTimeout: m.stallTimeout ?? s.stallTimeout };
+}

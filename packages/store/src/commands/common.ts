@@ -1,0 +1,62 @@
+// What every drover-store command shares: global options, the store they name, output.
+import type { Argv, CommandModule } from 'yargs';
+import { Store } from '../store.js';
+import { UsageError } from '../errors.js';
+
+export interface GlobalArgs {
+  'store-dir'?: string;
+  'state-dir'?: string;
+}
+
+/** A command module over the global options. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Command = CommandModule<GlobalArgs, any>;
+
+/**
+ * Declares a command whose handler sees its arguments typed as `A`: yargs' own inference
+ * does not survive being put in a list of modules, so the builder's options are restated.
+ */
+export function defineCommand<A>(c: {
+  command: string | string[];
+  describe: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  builder?: (y: Argv<GlobalArgs>) => Argv<any>;
+  handler: (argv: A & GlobalArgs) => void | Promise<void>;
+}): Command {
+  return c as unknown as Command;
+}
+
+/** Exit code a handler asks for (yargs handlers cannot return one). */
+export const exitState = { code: 0 };
+
+export function storeOf(argv: GlobalArgs): Store {
+  return new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'] });
+}
+
+/** Runs `fn` with the store named by argv, closing its DB however `fn` ends. */
+export async function withStore<T>(argv: GlobalArgs, fn: (store: Store) => Promise<T> | T): Promise<T> {
+  const store = storeOf(argv);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Prints results, one per line, in one write. */
+export function out(lines: Iterable<string>): void {
+  let s = '';
+  for (const l of lines) s += `${l}\n`;
+  if (s) process.stdout.write(s);
+}
+
+/** Paths from argv; a lone `-` reads them from stdin, one per line (blank lines ignored). */
+export async function pathsFrom(args: readonly string[]): Promise<string[]> {
+  if (args.length === 1 && args[0] === '-') {
+    let text = '';
+    for await (const c of process.stdin) text += c;
+    return text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  }
+  if (args.includes('-')) throw new UsageError("'-' (read paths from stdin) must be the only path argument");
+  return [...args];
+}

@@ -1,0 +1,59 @@
+// drover-store derivation add / show: .drv files in and out as `nix show-derivation` JSON.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { parseDerivationInput, showDerivations } from '../derivation-json.js';
+import { addDerivations } from '../derivation-hash.js';
+import { defineCommand, out, pathsFrom, withStore } from './common.js';
+
+async function readInput(file: string | undefined): Promise<{ bytes: Buffer; what: string }> {
+  if (file === undefined || file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return { bytes: Buffer.concat(chunks), what: 'stdin' };
+  }
+  try {
+    return { bytes: fs.readFileSync(file), what: `'${file}'` };
+  } catch (e) {
+    throw new UsageError(`cannot read '${file}': ${(e as Error).message}`);
+  }
+}
+
+const derivationAdd = defineCommand<{ file?: string; 'dry-run'?: boolean; name?: string }>({
+  command: 'add [file]',
+  describe:
+    'add derivations given as JSON in the shape of `nix show-derivation` (or one .drv in ATerm) from FILE or stdin: ' +
+    'compute missing output paths, reject wrong ones, write the .drv files; print their paths',
+  builder: (y) =>
+    y
+      .positional('file', { type: 'string', describe: 'JSON or ATerm input; - or nothing reads stdin' })
+      .option('dry-run', { type: 'boolean', describe: 'check and print the .drv paths without writing' })
+      .option('name', { type: 'string', describe: 'name of a single derivation not keyed by its .drv path (default: env.name)' }),
+  handler: (argv) =>
+    withStore(argv, async (store) => {
+      const { bytes, what } = await readInput(argv.file);
+      const entries = parseDerivationInput(bytes, what, argv.name);
+      out(await addDerivations(store, entries.map((e) => ({ drv: e.drv, name: e.name!, key: e.key, where: e.where })), { dryRun: argv['dry-run'] }));
+    }),
+});
+
+const derivationShow = defineCommand<{ drvs: string[]; recursive?: boolean }>({
+  command: 'show <drvs..>',
+  describe: 'print .drv files as JSON, exactly as `nix show-derivation` (Nix 2.8) does; - reads the paths from stdin',
+  builder: (y) =>
+    y
+      .positional('drvs', { type: 'string', array: true, demandOption: true })
+      .option('recursive', { alias: 'r', type: 'boolean', describe: 'also every .drv in their closure' }),
+  handler: (argv) =>
+    withStore(argv, async (store) => {
+      const paths = (await pathsFrom(argv.drvs)).map((p) => path.resolve(p));
+      process.stdout.write(showDerivations(store, paths, { recursive: argv.recursive }));
+    }),
+});
+
+export const derivation = defineCommand<object>({
+  command: 'derivation',
+  describe: 'add and show derivations (.drv files)',
+  builder: (y) => y.command(derivationAdd).command(derivationShow).demandCommand(1, 'name a derivation command: add or show'),
+  handler: () => {},
+});

@@ -1,0 +1,56 @@
+// drover-store export / import: closures as Nix export streams on stdout and stdin.
+import { UsageError } from '../errors.js';
+import { exportPaths } from '../export.js';
+import { importPaths } from '../import.js';
+import { resolveStorePath } from '../query.js';
+import { defineCommand, out, pathsFrom, withStore } from './common.js';
+import { megabytes, progressLine } from './progress.js';
+
+/** Writes to stdout, waiting when the pipe is full. */
+function stdoutSink(chunk: Buffer): void | Promise<void> {
+  if (process.stdout.write(chunk)) return;
+  return new Promise<void>((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    process.stdout.once('error', onError);
+    process.stdout.once('drain', () => {
+      process.stdout.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export const exportCommand = defineCommand<{ paths: string[] }>({
+  command: 'export <paths..>',
+  describe: 'write the given valid paths to stdout as a Nix export stream, references first (nix-store --export)',
+  builder: (y) => y.positional('paths', { type: 'string', array: true, demandOption: true, describe: 'paths (- reads them from stdin)' }),
+  handler: async (argv) => {
+    if (process.stdout.isTTY) throw new UsageError('refusing to write an export stream to a terminal; redirect stdout');
+    const args = await pathsFrom(argv.paths);
+    const progress = progressLine();
+    await withStore(argv, (store) =>
+      exportPaths(
+        store,
+        args.map((p) => resolveStorePath(store.storeDir, p)),
+        stdoutSink,
+        { onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`) },
+      ),
+    );
+    progress.done();
+  },
+});
+
+export const importCommand = defineCommand<Record<string, never>>({
+  command: 'import',
+  describe: 'import a Nix export stream from stdin, registering all of it in one transaction; print its paths (nix-store --import)',
+  handler: async (argv) => {
+    const progress = progressLine();
+    const paths = await withStore(argv, (store) =>
+      importPaths(store, process.stdin, {
+        what: 'standard input',
+        onProgress: (p) => progress.update(`importing: ${p.paths} paths, ${megabytes(p.bytes)}`),
+      }),
+    );
+    progress.done();
+    out(paths);
+  },
+});

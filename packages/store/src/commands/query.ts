@@ -1,0 +1,111 @@
+// drover-store query: what the validity DB knows about paths (nix-store -q).
+import { UsageError } from '../errors.js';
+import {
+  InvalidPathError,
+  dotGraph,
+  queryOutputs,
+  queryReferences,
+  queryReferrers,
+  queryReferrersClosure,
+  queryRequisites,
+  resolveStorePath,
+} from '../query.js';
+import { defineCommand, exitState, out, pathsFrom, withStore } from './common.js';
+
+const QUERIES = ['references', 'referrers', 'requisites', 'referrers-closure', 'deriver', 'hash', 'size', 'valid', 'print-invalid', 'outputs', 'graph'] as const;
+type Query = (typeof QUERIES)[number];
+
+type Args = { paths: string[]; json?: boolean } & Partial<Record<Query, boolean>>;
+
+export const query = defineCommand<Args>({
+  command: 'query <paths..>',
+  describe: 'answer one question about PATH... (- reads them from stdin); with --json alone, print their path info',
+  builder: (y) =>
+    y
+      .positional('paths', { type: 'string', array: true, demandOption: true })
+      .option('references', { type: 'boolean', describe: 'direct references, references first' })
+      .option('referrers', { type: 'boolean', describe: 'direct referrers' })
+      .option('requisites', { alias: 'R', type: 'boolean', describe: 'the closure, references before referrers (nix-store -qR)' })
+      .option('referrers-closure', { type: 'boolean', describe: 'everything that refers to PATH, transitively' })
+      .option('deriver', { type: 'boolean', describe: "the .drv that built each path, or 'unknown-deriver'" })
+      .option('hash', { type: 'boolean', describe: 'the NAR hash (sha256:base32)' })
+      .option('size', { type: 'boolean', describe: 'the NAR size in bytes' })
+      .option('valid', { type: 'boolean', describe: 'print the valid paths; exit 1 if any is not valid' })
+      .option('print-invalid', { type: 'boolean', describe: 'print the paths that are not valid; exit 0' })
+      .option('outputs', { type: 'boolean', describe: 'output paths of .drv paths (other paths print themselves)' })
+      .option('graph', { type: 'boolean', describe: 'the closure as a Graphviz dot graph' })
+      .option('json', { type: 'boolean', describe: 'print JSON: an array for lists, an object keyed by path otherwise' }),
+  handler: async (argv) => {
+    const chosen = QUERIES.filter((q) => argv[q]);
+    if (chosen.length > 1) throw new UsageError(`choose one query, not --${chosen.join(' and --')}`);
+    const q = chosen[0];
+    if (!q && !argv.json) throw new UsageError(`choose a query: --${QUERIES.join(', --')} (or --json for path info)`);
+    const args = await pathsFrom(argv.paths);
+    await withStore(argv, (store) => {
+      const db = store.db;
+      const paths = args.map((a) => resolveStorePath(store.storeDir, a));
+      const info = (p: string) => {
+        const i = db.queryPathInfo(p);
+        if (!i) throw new InvalidPathError(p);
+        return i;
+      };
+      const list = (l: string[]) => (argv.json ? out([JSON.stringify(l)]) : out(l));
+      const perPath = <T>(f: (p: string) => T, text: (v: T) => string) => {
+        if (argv.json) out([JSON.stringify(Object.fromEntries(paths.map((p) => [p, f(p)])))]);
+        else out(paths.map((p) => text(f(p))));
+      };
+      switch (q) {
+        case 'references':
+          return list(queryReferences(db, paths));
+        case 'referrers':
+          return list(queryReferrers(db, paths));
+        case 'requisites':
+          return list(queryRequisites(db, paths));
+        case 'referrers-closure':
+          return list(queryReferrersClosure(db, paths));
+        case 'outputs':
+          return list(paths.flatMap((p) => queryOutputs(store, p)));
+        case 'deriver':
+          return perPath((p) => info(p).deriver ?? null, (d) => d ?? 'unknown-deriver');
+        case 'hash':
+          return perPath((p) => info(p).narHash.toString('base32', true), (h) => h);
+        case 'size':
+          return perPath((p) => info(p).narSize, (n) => `${n}`);
+        case 'valid':
+        case 'print-invalid': {
+          const invalid = paths.filter((p) => !db.isValid(p));
+          if (q === 'print-invalid') return list(invalid);
+          list(paths.filter((p) => db.isValid(p)));
+          for (const p of invalid) process.stderr.write(`drover-store: path '${p}' is not valid\n`);
+          if (invalid.length > 0) exitState.code = 1;
+          return;
+        }
+        case 'graph': {
+          if (argv.json) {
+            const graph = db.closure(paths);
+            for (const p of paths) if (!graph.has(p)) throw new InvalidPathError(p);
+            return out([JSON.stringify(Object.fromEntries([...graph].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, refs]) => [p, refs.sort()])))]);
+          }
+          return out(dotGraph(db, paths));
+        }
+        case undefined:
+          return out([
+            JSON.stringify(
+              paths.map((p) => {
+                const i = info(p);
+                return {
+                  path: i.path,
+                  narHash: i.narHash.toString('base32', true),
+                  narSize: i.narSize,
+                  references: i.references,
+                  deriver: i.deriver ?? null,
+                  registrationTime: i.registrationTime,
+                  ca: i.ca ?? null,
+                };
+              }),
+            ),
+          ]);
+      }
+    });
+  },
+});

@@ -1,0 +1,86 @@
+// Importing a Nix export stream: restore while reading, check, then one registration.
+import { createHash } from 'node:crypto';
+import { ExportFormatError } from './errors.js';
+import { ByteReader } from './byte-reader.js';
+import { Hash } from './hash.js';
+import { removeTree, restoreNar } from './nar.js';
+import { parseStorePath } from './store-path.js';
+import { readEntryStart, readTrailer } from './export-format.js';
+import type { ValidPathInfo } from './db.js';
+import type { Store } from './store.js';
+
+export interface ImportProgress {
+  paths: number;
+  bytes: number;
+}
+
+/**
+ * Imports an export stream into `store` and returns its paths in stream order (those that
+ * were valid already included, as Nix prints them). Each NAR is restored to a temporary
+ * name while it is read and hashed, so memory stays flat in the size of the stream. Every
+ * path must belong to this store and every reference must be the path itself, earlier in
+ * the stream, or valid already. Nothing is registered until the stream has been read to
+ * its end marker; then all paths are synced, renamed into place and registered in one
+ * transaction (Store.commitPaths). Any error removes what was written: the store is unchanged.
+ */
+export async function importPaths(
+  store: Store,
+  source: AsyncIterable<Buffer | string>,
+  opts: { what?: string; onProgress?: (p: ImportProgress) => void } = {},
+): Promise<string[]> {
+  const what = opts.what ?? 'import stream';
+  const db = store.db;
+  store.cleanStaleTemps();
+  const r = new ByteReader(source);
+  const items: { tmp: string; info: ValidPathInfo }[] = [];
+  const seen = new Set<string>();
+  const order: string[] = [];
+  let tmp: string | undefined;
+  try {
+    for (let n = 1; await readEntryStart(r, what); n++) {
+      const start = r.offset;
+      const hasher = createHash('sha256');
+      r.taps.push(hasher);
+      tmp = store.tempPath();
+      try {
+        await restoreNar(r, tmp, `${what}: archive of entry ${n}`, { canonical: true });
+      } finally {
+        r.taps.pop();
+      }
+      const narSize = r.offset - start;
+      const trailerAt = r.offset;
+      const t = await readTrailer(r, what);
+      const place = `${what}: entry ${n} (trailer at byte ${trailerAt})`;
+      const check = (p: string, role: string) => {
+        try {
+          parseStorePath(store.storeDir, p);
+        } catch (e) {
+          throw new ExportFormatError(`${place}: ${role}: ${(e as Error).message}`);
+        }
+      };
+      check(t.path, 'path');
+      if (t.deriver) check(t.deriver, `deriver of '${t.path}'`);
+      for (const ref of t.references) {
+        check(ref, `reference of '${t.path}'`);
+        if (ref !== t.path && !seen.has(ref) && !db.isValid(ref)) {
+          throw new ExportFormatError(`${place}: reference '${ref}' of '${t.path}' is neither valid nor earlier in the stream`);
+        }
+      }
+      items.push({
+        tmp,
+        info: { path: t.path, narHash: new Hash('sha256', hasher.digest()), narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
+      });
+      tmp = undefined;
+      seen.add(t.path);
+      order.push(t.path);
+      opts.onProgress?.({ paths: n, bytes: r.offset });
+    }
+    if (!(await r.atEnd())) throw new ExportFormatError(`${what}: trailing garbage after the end marker at byte ${r.offset}`);
+  } catch (e) {
+    if (tmp) removeTree(tmp);
+    for (const item of items) removeTree(item.tmp);
+    throw e;
+  }
+  await store.commitPaths(items);
+  return order;
+}

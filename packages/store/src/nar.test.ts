@@ -1,0 +1,141 @@
+// Tests for the NAR: byte-for-byte against Nix's fixtures, and every kind of hostile archive.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FIXTURES, STORE_BIN, listTree, makeTrickyTree, run, tempStore } from './testing.js';
+
+const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'nar/expected.json'), 'utf8'));
+const trickyNar = fs.readFileSync(path.join(FIXTURES, 'nar/tricky.nar'));
+
+test('dump of the tricky tree equals the NAR Nix wrote', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  makeTrickyTree(path.join(s.dir, 'tree'));
+  const r = run(STORE_BIN, ['dump', path.join(s.dir, 'tree')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdoutBytes.equals(trickyNar), 'NAR bytes differ from nix-store --dump');
+});
+
+test('restore then dump reproduces the archive, symlinks and modes included', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const dest = path.join(s.dir, 'restored');
+  const r = run(STORE_BIN, ['restore', dest], { input: trickyNar });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readlinkSync(path.join(dest, 'abs-link')), '/etc/passwd');
+  assert.equal(fs.readlinkSync(path.join(dest, 'dangling-link')), 'does/not/exist');
+  assert.ok(fs.statSync(path.join(dest, 'exec.sh')).mode & 0o100);
+  assert.ok(run(STORE_BIN, ['dump', dest]).stdoutBytes.equals(trickyNar));
+});
+
+test('hash prints every type and encoding as Nix does', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const tree = path.join(s.dir, 'tree');
+  makeTrickyTree(tree);
+  for (const type of ['md5', 'sha1', 'sha256', 'sha512']) {
+    for (const enc of ['base16', 'base32', 'base64', 'sri']) {
+      const r = run(STORE_BIN, ['hash', '--type', type, `--${enc}`, tree]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${expected.hashes[type][enc]}\n`, `${type} ${enc}`);
+    }
+    const flat = run(STORE_BIN, ['hash', '--flat', '--type', type, path.join(tree, 'plain')]);
+    assert.equal(flat.stdout, `${expected.hashes[type]['flat-base16']}\n`);
+  }
+  assert.equal(run(STORE_BIN, ['hash', tree]).stdout, `${expected.hashes.sha256.base16}\n`, 'default is sha256 base16');
+});
+
+test('convert-hash converts between all encodings', () => {
+  const h = expected.hashes.sha512;
+  for (const from of ['base16', 'base32', 'base64', 'sri']) {
+    for (const to of ['base16', 'base32', 'base64', 'sri']) {
+      const r = run(STORE_BIN, ['convert-hash', '--type', 'sha512', '--to', to, h[from]]);
+      assert.equal(r.stdout, `${h[to]}\n`, `${from} -> ${to}: ${r.stderr}`);
+    }
+  }
+  const bad = run(STORE_BIN, ['convert-hash', '--to', 'base32', 'sha256:nothex']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^drover-store: error: hash 'sha256:nothex'/);
+});
+
+// --- hostile archives -------------------------------------------------------------------
+
+function str(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s) : s;
+  const out = Buffer.alloc(8 + Math.ceil(b.length / 8) * 8);
+  out.writeBigUInt64LE(BigInt(b.length));
+  b.copy(out, 8);
+  return out;
+}
+const nar = (...parts: (string | Buffer)[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? str(p) : p)));
+const file = (contents: string) => ['(', 'type', 'regular', 'contents', contents, ')'];
+const entry = (name: string | Buffer, node: (string | Buffer)[]) => ['entry', '(', 'name', typeof name === 'string' ? name : str(name), 'node', ...node, ')'];
+const dir = (...entries: (string | Buffer)[][]) => ['(', 'type', 'directory', ...entries.flat(), ')'];
+const u64 = (n: bigint) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
+};
+
+const good = nar('nix-archive-1', ...dir(entry('a', file('x')), entry('b', file('y'))));
+const hostile: [string, Buffer, RegExp][] = [
+  ['empty input', Buffer.alloc(0), /truncated at byte 0/],
+  ['bad magic', nar('nix-archive-2', ...file('x')), /bad magic 'nix-archive-2'/],
+  ['truncated in the middle', good.subarray(0, good.length - 20), /truncated/],
+  ['truncated file contents', nar('nix-archive-1', '(', 'type', 'regular', 'contents', u64(100n), Buffer.from('short')), /file of 100 bytes declared at byte \d+ ends early/],
+  ['trailing garbage', Buffer.concat([good, Buffer.from('garbage!')]), new RegExp(`trailing garbage after the archive at byte ${good.length}$`, 'm')],
+  ['entry ..', nar('nix-archive-1', ...dir(entry('..', file('x')))), /entry name '\.\.' is not allowed/],
+  ['entry .', nar('nix-archive-1', ...dir(entry('.', file('x')))), /entry name '\.' is not allowed/],
+  ['slash in name', nar('nix-archive-1', ...dir(entry('a/b', file('x')))), /contains '\/'/],
+  ['NUL in name', nar('nix-archive-1', ...dir(entry(Buffer.from('a\0b'), file('x')))), /contains NUL/],
+  ['empty name', nar('nix-archive-1', ...dir(entry('', file('x')))), /is empty/],
+  ['unsorted', nar('nix-archive-1', ...dir(entry('b', file('x')), entry('a', file('y')))), /entry 'a' is not sorted \(comes after 'b'\)/],
+  ['duplicate', nar('nix-archive-1', ...dir(entry('a', file('x')), entry('a', file('y')))), /duplicate entry 'a'/],
+  ['non-zero padding', (() => { const b = Buffer.from(nar('nix-archive-1', ...file('x'))); b[b.length - 16 - 7] = 7; /* first pad byte after 'x' */ return b; })(), /non-zero padding/],
+  ['absurd length', nar('nix-archive-1', '(', 'type', 'regular', 'contents', u64(1n << 62n)), /absurd length 4611686018427387904/],
+  ['huge name length', nar('nix-archive-1', '(', 'type', 'directory', 'entry', '(', 'name', u64(1_000_000_000n)), /entry name of 1000000000 bytes is longer than the limit of 255/],
+  ['unknown type', nar('nix-archive-1', '(', 'type', 'fifo', ')'), /unknown node type 'fifo'/],
+  ['bad executable marker', nar('nix-archive-1', '(', 'type', 'regular', 'executable', 'yes'), /longer than the limit of 0/],
+  ['empty symlink', nar('nix-archive-1', '(', 'type', 'symlink', 'target', '', ')'), /empty symlink target/],
+  ['missing paren', nar('nix-archive-1', 'type', 'regular'), /expected '\(', got 'type'/],
+];
+
+for (const [name, bytes, message] of hostile) {
+  test(`restore rejects a NAR with ${name}: exit 2, nothing written`, (t) => {
+    const s = tempStore();
+    t.after(s.cleanup);
+    fs.mkdirSync(path.join(s.dir, 'out'));
+    const r = run(STORE_BIN, ['restore', path.join(s.dir, 'out', 'target')], { input: bytes });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^drover-store: error: standard input: /);
+    assert.match(r.stderr, message);
+    assert.deepEqual(listTree(path.join(s.dir, 'out')), []);
+  });
+}
+
+test('a symlink entry cannot be used to write outside the target', (t) => {
+  // A symlink named "a" pointing outside, then (unsorted, duplicate) "a" as a directory with a file.
+  const s = tempStore();
+  t.after(s.cleanup);
+  const outside = path.join(s.dir, 'outside');
+  fs.mkdirSync(outside);
+  const evil = nar('nix-archive-1', ...dir(entry('a', ['(', 'type', 'symlink', 'target', outside, ')']), entry('a', dir(entry('f', file('pwned'))))));
+  const r = run(STORE_BIN, ['restore', path.join(s.dir, 'target')], { input: evil });
+  assert.equal(r.code, 2);
+  assert.deepEqual(listTree(outside), []);
+  assert.equal(fs.existsSync(path.join(s.dir, 'target')), false);
+});
+
+test('restore refuses an existing target and dump a missing path', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  fs.writeFileSync(path.join(s.dir, 'exists'), 'keep');
+  const r = run(STORE_BIN, ['restore', path.join(s.dir, 'exists')], { input: good });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /already exists/);
+  assert.equal(fs.readFileSync(path.join(s.dir, 'exists'), 'utf8'), 'keep');
+  const d = run(STORE_BIN, ['dump', path.join(s.dir, 'missing')]);
+  assert.equal(d.code, 2);
+  assert.match(d.stderr, /cannot read '.*missing'/);
+});

@@ -1,0 +1,101 @@
+// The `nix-store --register-validity` / `--dump-db` text format: parse and print.
+import { DroverError } from './errors.js';
+import { parseHash, type Hash } from './hash.js';
+import type { ValidPathInfo } from './db.js';
+
+/**
+ * One entry of the format: `PATH`, with hashes `HASH` and `NARSIZE`, then `DERIVER` (empty
+ * line for none), `COUNT`, and COUNT reference lines. Paths are checked later, against
+ * the store; the parser only checks the shape.
+ */
+export interface Registration {
+  path: string;
+  narHash?: Hash;
+  narSize?: number;
+  deriver?: string;
+  references: string[];
+  /** 1-based line of the entry's path line, to name the place in errors. */
+  line: number;
+}
+
+/** A registration text that does not parse: exit 2, naming the input and the line. */
+export class RegistrationFormatError extends DroverError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** Most references one entry may declare: far beyond any real closure, small enough to be safe. */
+const MAX_REFERENCES = 1_000_000;
+
+/**
+ * Parses the whole text. `hashGiven` selects the layout with HASH and NARSIZE lines, as
+ * `--hash-given` (and `--load-db`) do. Trailing blank lines are allowed, nothing else is.
+ */
+export function parseRegistrations(text: string, opts: { hashGiven: boolean; what?: string }): Registration[] {
+  const what = opts.what ?? 'registration input';
+  const lines = text.split('\n');
+  // A final newline leaves one empty element; an input without it is still accepted.
+  let end = lines.length;
+  while (end > 0 && lines[end - 1] === '') end--;
+  let i = 0;
+  const fail = (line: number, msg: string): never => {
+    throw new RegistrationFormatError(`${what}: line ${line}: ${msg}`);
+  };
+  const next = (expecting: string): string => {
+    if (i >= end) fail(i + 1, `unexpected end of input, expected ${expecting}`);
+    const l = lines[i++]!;
+    if (l.includes('\r')) fail(i, `carriage return in ${expecting}`);
+    return l;
+  };
+  const number = (expecting: string, max: number): number => {
+    const s = next(expecting);
+    if (!/^[0-9]{1,16}$/.test(s)) fail(i, `expected ${expecting} (a decimal number), got '${clip(s)}'`);
+    const n = Number(s);
+    if (n > max) fail(i, `${expecting} ${n} is larger than the limit ${max}`);
+    return n;
+  };
+  const storePathLine = (expecting: string): string => {
+    const s = next(expecting);
+    if (!s.startsWith('/')) fail(i, `expected ${expecting} (an absolute store path), got '${clip(s)}'`);
+    return s;
+  };
+  const out: Registration[] = [];
+  while (i < end) {
+    const line = i + 1;
+    const path = storePathLine('a store path');
+    const r: Registration = { path, references: [], line };
+    if (opts.hashGiven) {
+      const h = next('the NAR hash');
+      try {
+        r.narHash = parseHash(h, 'sha256');
+      } catch (e) {
+        fail(i, `bad NAR hash for '${path}': ${(e as Error).message}`);
+      }
+      r.narSize = number('the NAR size', Number.MAX_SAFE_INTEGER);
+    }
+    const deriver = next('the deriver (or an empty line)');
+    if (deriver !== '') {
+      if (!deriver.startsWith('/')) fail(i, `expected the deriver (a store path or an empty line), got '${clip(deriver)}'`);
+      r.deriver = deriver;
+    }
+    const count = number('the number of references', MAX_REFERENCES);
+    for (let k = 0; k < count; k++) r.references.push(storePathLine(`reference ${k + 1} of ${count} of '${path}'`));
+    out.push(r);
+  }
+  return out;
+}
+
+/** One entry in the `--dump-db` layout (hash in base16 without its algorithm, as Nix prints it). */
+export function formatRegistration(info: ValidPathInfo, opts: { hash?: boolean; deriver?: boolean } = {}): string {
+  let s = `${info.path}\n`;
+  if (opts.hash ?? true) s += `${info.narHash.toString('base16')}\n${info.narSize}\n`;
+  s += `${(opts.deriver ?? true) && info.deriver ? info.deriver : ''}\n`;
+  s += `${info.references.length}\n`;
+  for (const r of info.references) s += `${r}\n`;
+  return s;
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}

@@ -1,0 +1,98 @@
+// Checking a store against its validity DB (`nix-store --verify [--check-contents]`), read-only.
+import fs from 'node:fs';
+import { hashPaths } from './hash-pool.js';
+import { parseStorePath } from './store-path.js';
+import type { Store } from './store.js';
+
+export type ProblemKind =
+  | 'db-corrupt'
+  | 'bad-path'
+  | 'missing'
+  | 'dangling-reference'
+  | 'dangling-output'
+  | 'unreadable'
+  | 'hash-mismatch'
+  | 'size-mismatch';
+
+/** One thing wrong with the store; printed as `KIND PATH DETAIL`. */
+export interface VerifyProblem {
+  kind: ProblemKind;
+  path: string;
+  detail: string;
+}
+
+/**
+ * Reports, without changing anything: a DB that fails SQLite's check, valid paths that are
+ * not store paths of this store or are missing on disk, references and DerivationOutputs
+ * rows that point at no valid path (a broken closure), and with `checkContents` paths
+ * whose NAR hash or size differ from the DB's. Files that are not valid paths (drover's
+ * `.drover-tmp-*` leftovers, lock files, invalid paths) are not problems: nothing refers to them.
+ */
+export async function verifyStore(store: Store, opts: { checkContents?: boolean } = {}): Promise<VerifyProblem[]> {
+  const db = store.db;
+  const problems: VerifyProblem[] = [];
+  for (const row of db.db.pragma('quick_check') as { quick_check: string }[]) {
+    if (row.quick_check !== 'ok') problems.push({ kind: 'db-corrupt', path: db.stateDir, detail: row.quick_check });
+  }
+  const dangling = db.db
+    .prepare(
+      `select a.path as referrer, r.reference as id from Refs r left join ValidPaths a on a.id = r.referrer
+        where r.reference not in (select id from ValidPaths) or a.id is null`,
+    )
+    .all() as { referrer: string | null; id: number }[];
+  for (const d of dangling) problems.push({ kind: 'dangling-reference', path: d.referrer ?? '<no referrer>', detail: `reference to row ${d.id}, which is no valid path` });
+  const orphanOutputs = db.db.prepare('select drv, id, path from DerivationOutputs where drv not in (select id from ValidPaths)').all() as { drv: number; id: string; path: string }[];
+  for (const o of orphanOutputs) problems.push({ kind: 'dangling-output', path: o.path, detail: `output '${o.id}' of row ${o.drv}, which is no valid path` });
+
+  const present: string[] = [];
+  const infos = new Map<string, { narHash: string; narSize: number }>();
+  for (const info of db.allPathInfos()) {
+    try {
+      parseStorePath(store.storeDir, info.path);
+    } catch (e) {
+      problems.push({ kind: 'bad-path', path: info.path, detail: (e as Error).message });
+      continue;
+    }
+    try {
+      fs.lstatSync(info.path);
+    } catch {
+      problems.push({ kind: 'missing', path: info.path, detail: 'valid in the DB but absent on disk' });
+      continue;
+    }
+    present.push(info.path);
+    if (opts.checkContents) infos.set(info.path, { narHash: info.narHash.toString('base32', true), narSize: info.narSize });
+  }
+  if (opts.checkContents) {
+    // A chunk with an unreadable path is hashed again path by path, so that path is a
+    // problem of its own rather than an abort of the whole check.
+    const results: (Awaited<ReturnType<typeof hashPaths>>[number] | Error)[][] = [];
+    for (const chunk of chunks(present, 16384)) {
+      try {
+        results.push(await hashPaths(chunk));
+      } catch {
+        const one: (Awaited<ReturnType<typeof hashPaths>>[number] | Error)[] = [];
+        for (const p of chunk) one.push(await hashPaths([p], { threads: 1 }).then((r) => r[0], (e: Error) => e));
+        results.push(one);
+      }
+    }
+    const flat = results.flat();
+    present.forEach((p, i) => {
+      const r = flat[i];
+      const want = infos.get(p)!;
+      if (r instanceof Error || r === undefined) {
+        problems.push({ kind: 'unreadable', path: p, detail: r instanceof Error ? r.message : 'no result' });
+        return;
+      }
+      const got = r.narHash.toString('base32', true);
+      if (got !== want.narHash) problems.push({ kind: 'hash-mismatch', path: p, detail: `expected ${want.narHash}, got ${got}` });
+      else if (want.narSize !== 0 && r.narSize !== want.narSize) problems.push({ kind: 'size-mismatch', path: p, detail: `expected ${want.narSize}, got ${r.narSize}` });
+    });
+  }
+  return problems;
+}
+
+function chunks<T>(a: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < a.length; i += n) out.push(a.slice(i, i + n));
+  return out;
+}

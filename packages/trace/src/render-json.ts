@@ -1,0 +1,42 @@
+// `--format json`: JSON Lines, one event each; passthrough lines go to stderr.
+import type { Source, TraceEvent } from './events.js';
+import type { Output } from './output.js';
+import type { TraceSink } from './sink.js';
+
+/** The JSON text of one event: keys in the order the reader builds them (type, time, source, …). */
+export function eventJson(ev: TraceEvent): string {
+  return JSON.stringify(ev);
+}
+
+export class JsonRenderer implements TraceSink {
+  private prefixDrv: string | null | undefined = undefined;
+  private prefixTime = -1;
+  private prefixSource: Source | null = null;
+  private prefix = Buffer.alloc(0);
+
+  constructor(private readonly out: Output, private readonly passOut: Output) {}
+
+  event(ev: TraceEvent): void {
+    this.out.write(JSON.stringify(ev) + '\n');
+  }
+
+  passthrough(buf: Buffer, start: number, end: number): void {
+    this.passOut.bytes(buf, start, end);
+  }
+
+  // The bytes of a log line go out as they came; only the head of the object is made, once per
+  // derivation and time stamp. The result is byte-identical to event() on the same line.
+  rawLog(source: Source, drv: string | null, buf: Buffer, start: number, end: number, time: number): void {
+    if (drv !== this.prefixDrv || time !== this.prefixTime || source !== this.prefixSource) {
+      this.prefixDrv = drv;
+      this.prefixTime = time;
+      this.prefixSource = source;
+      this.prefix = Buffer.from(`{"type":"build-log","time":${JSON.stringify(time)},"source":${JSON.stringify(source)},"drv":${JSON.stringify(drv)},"pid":null,"text":"`);
+    }
+    this.out.bytes(this.prefix, 0, this.prefix.length);
+    this.out.bytes(buf, start, end);
+    this.out.bytes(SUFFIX, 0, SUFFIX.length);
+  }
+}
+
+const SUFFIX = Buffer.from('\\n"}\n');

@@ -1,0 +1,131 @@
+// `--format plain`: one readable line per state change, for CI logs; other lines pass through.
+import type { TraceEvent } from './events.js';
+import { drvName, formatBytes, formatDuration } from './names.js';
+import type { Output } from './output.js';
+import type { TraceSink } from './sink.js';
+import type { Tracker } from './tracker.js';
+import { failureText, hostText, logTail, usuallyText } from './wording.js';
+
+export interface PlainOptions {
+  /** Also print every build log line, prefixed with the derivation's name. */
+  logs?: boolean;
+  /** Lines of a failed build's log shown under its failure. */
+  tailLines?: number;
+}
+
+export class PlainRenderer implements TraceSink {
+  private queuedPending = 0;
+  private queuedTime = 0;
+
+  constructor(private readonly out: Output, private readonly tracker: Tracker, private readonly options: PlainOptions = {}) {}
+
+  private say(time: number, text: string): void {
+    this.out.write(`[${time.toFixed(1).padStart(7)}s] ${text}\n`);
+  }
+
+  private flushQueued(): void {
+    if (this.queuedPending === 0) return;
+    this.say(this.queuedTime, `queued ${this.queuedPending} derivation${this.queuedPending === 1 ? '' : 's'}`);
+    this.queuedPending = 0;
+  }
+
+  private progress(): string {
+    const c = this.tracker.counts;
+    const total = c.queued + c.running + c.succeeded + c.failed;
+    return `[${c.succeeded + c.failed}/${total}${c.failed ? `, ${c.failed} failed` : ''}]`;
+  }
+
+  event(ev: TraceEvent): void {
+    this.tracker.event(ev);
+    if (ev.type === 'build-queued') {
+      if (this.queuedPending === 0) this.queuedTime = ev.time;
+      this.queuedPending++;
+      return;
+    }
+    if (ev.type === 'progress' || ev.type === 'download-progress') return;
+    if (ev.type === 'build-log') {
+      if (this.options.logs && ev.drv) {
+        const name = drvName(ev.drv);
+        for (const line of ev.text.split('\n').slice(0, ev.text.endsWith('\n') ? -1 : undefined)) this.out.write(`${name}> ${line}\n`);
+      }
+      return;
+    }
+    this.flushQueued();
+    const t = ev.time;
+    switch (ev.type) {
+      case 'build-started': {
+        const b = this.tracker.builds.get(ev.drv)!;
+        const extra = [ev.host ? `on ${ev.host}` : '', usuallyText(this.tracker, b) ? `(${usuallyText(this.tracker, b)})` : ''].filter(Boolean).join(' ');
+        this.say(t, `start   ${b.name}${extra ? ' ' + extra : ''}`);
+        return;
+      }
+      case 'build-remote':
+        this.say(t, `remote  ${drvName(ev.drv)} on ${hostText(ev.host)}`);
+        return;
+      case 'build-remote-done':
+        this.say(t, `remote  ${drvName(ev.drv)} done on ${hostText(ev.host)}`);
+        return;
+      case 'build-phase':
+        if (ev.drv) this.say(t, `phase   ${drvName(ev.drv)} ${ev.phase}`);
+        return;
+      case 'build-succeeded': {
+        const d = ev.duration !== null ? ` in ${formatDuration(ev.duration)}` : '';
+        this.say(t, `ok      ${drvName(ev.drv)}${d} ${this.progress()}`);
+        return;
+      }
+      case 'build-failed': {
+        const b = this.tracker.builds.get(ev.drv)!;
+        const d = ev.duration !== null ? ` after ${formatDuration(ev.duration)}` : '';
+        this.say(t, `FAILED  ${b.name}${d}: ${failureText(b)} ${this.progress()}`);
+        if (ev.cause !== 'dependency' && ev.cause !== 'cancelled') {
+          const tail = logTail(b, this.options.tailLines ?? 10);
+          if (!this.options.logs) for (const line of tail.lines) this.out.write(`          | ${line}\n`);
+          if (tail.from) this.out.write(`          (log: ${tail.from})\n`);
+        }
+        return;
+      }
+      case 'download-started':
+        this.say(t, `fetch   ${ev.path ? drvName(ev.path) : ev.url ?? '?'}${ev.expected ? ` (${formatBytes(ev.expected)})` : ''}`);
+        return;
+      case 'download-succeeded':
+        this.say(t, `fetched ${ev.path ? drvName(ev.path) : ev.url ?? '?'}${ev.done ? ` (${formatBytes(ev.done)})` : ''}`);
+        return;
+      case 'download-failed':
+        this.say(t, `FAILED  download of ${ev.path ? drvName(ev.path) : ev.url ?? '?'}`);
+        return;
+      case 'substitute-started':
+        this.say(t, `subst   ${drvName(ev.path)}${ev.substituter ? ` from ${ev.substituter}` : ''}`);
+        return;
+      case 'substitute-succeeded':
+        this.say(t, `substd  ${drvName(ev.path)}`);
+        return;
+      case 'substitute-failed':
+        this.say(t, `FAILED  substitution of ${drvName(ev.path)}${ev.message ? `: ${ev.message}` : ''}`);
+        return;
+      case 'hash-mismatch':
+        this.say(t, `hash mismatch for ${ev.path}: ${ev.algo ?? 'hash'} expected ${ev.expected ?? '?'}, got ${ev.actual ?? '?'}`);
+        return;
+      case 'message':
+        if (ev.level === 'error' || ev.level === 'warn') this.say(t, `${ev.level === 'warn' ? 'warning' : 'error'}: ${ev.text}`);
+        else if (ev.level === 'notice' || ev.level === 'info') this.say(t, ev.text);
+        return;
+      case 'unknown':
+        this.say(t, `unknown ${ev.raw}`);
+        return;
+    }
+  }
+
+  passthrough(buf: Buffer, start: number, end: number): void {
+    this.flushQueued();
+    this.out.bytes(buf, start, end);
+  }
+
+  end(): void {
+    this.flushQueued();
+    const t = this.tracker;
+    const parts = [`${t.counts.succeeded} built`, `${t.counts.failed} failed`];
+    if (t.downloadsDone) parts.push(`${t.downloadsDone} downloaded (${formatBytes(t.downloadedBytes)})`);
+    if (t.substitutionsDone) parts.push(`${t.substitutionsDone} substituted`);
+    this.say(t.lastTime, `${t.counts.failed ? 'FAILED' : 'done'}: ${parts.join(', ')} in ${formatDuration(t.lastTime)}`);
+  }
+}

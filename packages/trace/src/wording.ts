@@ -1,0 +1,79 @@
+// The words the human outputs (plain, tty, summary) use for builds, failures and times.
+import { openSync, fstatSync, readSync, closeSync } from 'node:fs';
+import type { FailureCause } from './events.js';
+import { formatDuration } from './names.js';
+import type { BuildInfo, Tracker } from './tracker.js';
+
+const CAUSE_WORDS: Record<FailureCause, string> = {
+  builder: 'builder failed',
+  timeout: 'timed out',
+  hook: 'build hook failed',
+  dependency: 'a dependency failed',
+  cached: 'failed before (cached failure)',
+  unsupported: 'platform not supported here',
+  'hash-mismatch': 'hash mismatch',
+  interrupted: 'interrupted',
+  cancelled: 'never started',
+};
+
+/** One line saying why a build failed. */
+export function failureText(b: Pick<BuildInfo, 'cause' | 'status' | 'message'>): string {
+  const cause = b.cause ?? 'builder';
+  // A hash mismatch spreads "specified:" and "got:" over lines; those belong on its one line.
+  const first = (cause === 'hash-mismatch' ? b.message?.replace(/\s*\n\s*/g, ' ') : b.message?.split('\n')[0])?.trim() ?? '';
+  if (cause === 'builder' && b.status !== null) {
+    return first && !/failed with exit code/.test(first) ? `exit code ${b.status}: ${first}` : `builder failed with exit code ${b.status}`;
+  }
+  if (cause === 'dependency' || cause === 'cancelled' || cause === 'interrupted') return CAUSE_WORDS[cause];
+  if (first && first !== cause) return first.includes(CAUSE_WORDS[cause]) ? first : `${CAUSE_WORDS[cause]}: ${first}`;
+  return CAUSE_WORDS[cause];
+}
+
+export function clock(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60));
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${mm.padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+export function usuallyText(tracker: Tracker, b: BuildInfo): string {
+  const u = tracker.usually(b.name);
+  return u === null ? '' : `usually takes ${formatDuration(u)}`;
+}
+
+export function hostText(host: string | null): string {
+  return host ?? 'local';
+}
+
+/** The last lines of a build: from its log file when the trace named one, else what the trace carried. */
+export function logTail(b: BuildInfo, lines: number): { lines: string[]; from: string | null } {
+  if (b.log && !/\.(bz2|gz|xz|zst)$/.test(b.log)) {
+    const fromFile = readFileTail(b.log, lines);
+    if (fromFile) return { lines: fromFile, from: b.log };
+  }
+  return { lines: b.tail.slice(-lines), from: null };
+}
+
+function readFileTail(path: string, lines: number): string[] | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const want = Math.min(size, 64 * 1024);
+    const buf = Buffer.alloc(want);
+    readSync(fd, buf, 0, want, size - want);
+    const all = buf.toString('utf8').split('\n');
+    if (all[all.length - 1] === '') all.pop();
+    return all.slice(-lines);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+

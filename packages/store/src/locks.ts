@@ -9,9 +9,14 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { DroverError } from './errors.js';
 
-const require = createRequire(import.meta.url);
-const fsExt = require('fs-ext') as {
-  flockSync(fd: number, flags: 'sh' | 'ex' | 'shnb' | 'exnb' | 'un'): void;
+// Loaded on first use: commands that take no lock should not pay for a native module.
+type FsExt = { flockSync(fd: number, flags: 'sh' | 'ex' | 'shnb' | 'exnb' | 'un'): void };
+let fsExtModule: FsExt | undefined;
+const fsExt = {
+  flockSync(fd: number, flags: 'sh' | 'ex' | 'shnb' | 'exnb' | 'un'): void {
+    fsExtModule ??= createRequire(import.meta.url)('fs-ext') as FsExt;
+    fsExtModule.flockSync(fd, flags);
+  },
 };
 
 export class LockTimeoutError extends DroverError {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { NarFormatError } from './errors.js';
 import { ByteReader, UnexpectedEof } from './byte-reader.js';
 import { Hash, type HashAlgo } from './hash.js';
+import { ParallelFileWriter } from './file-writer.js';
 
 export const NAR_MAGIC = 'nix-archive-1';
 const READ_CHUNK = 1 << 20;
@@ -453,6 +454,7 @@ export async function restoreNar(
   const full = (p: Buffer[]) => (p.length === 0 ? t : Buffer.concat([t, ...p.flatMap((n) => [slash, n])]));
   // Directories are made read-only and dated after their children, so collect them.
   const dirs: Buffer[] = [];
+  const writer = new ParallelFileWriter({ canonical: opts.canonical });
   const visitor: NarVisitor = {
     directory(p) {
       const d = full(p);
@@ -464,21 +466,14 @@ export async function restoreNar(
       fs.symlinkSync(target, l);
       if (opts.canonical) fs.lutimesSync(l, 1, 1);
     },
-    file(p, executable) {
-      const fd = fs.openSync(full(p), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, executable ? 0o755 : 0o644);
+    async file(p, executable) {
+      const job = await writer.begin(full(p), executable ? 0o755 : 0o644, executable ? 0o555 : 0o444);
       return {
         write(c) {
           opts.onFileChunk?.(c);
-          let off = 0;
-          while (off < c.length) off += fs.writeSync(fd, c, off, c.length - off);
+          return job.write(c);
         },
-        close() {
-          if (opts.canonical) {
-            fs.fchmodSync(fd, executable ? 0o555 : 0o444);
-            fs.futimesSync(fd, 1, 1);
-          }
-          fs.closeSync(fd);
-        },
+        close: () => job.end(),
       };
     },
   };
@@ -490,11 +485,13 @@ export async function restoreNar(
   }
   try {
     await parseNar(r, visitor, what);
+    await writer.drain();
     for (let i = dirs.length - 1; i >= 0; i--) {
       fs.chmodSync(dirs[i]!, 0o555);
       fs.utimesSync(dirs[i]!, 1, 1);
     }
   } catch (e) {
+    await writer.settle();
     removeTree(target);
     throw e;
   }

@@ -1,7 +1,8 @@
 // The validity DB: Nix 2.8's SQLite schema, its queries, and the one place that registers paths.
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import { DroverError, StoreDbError } from './errors.js';
 import { parseHash, type Hash } from './hash.js';
 import { lockSync, type FileLock } from './locks.js';
@@ -81,7 +82,9 @@ export class StoreDb {
       throw new StoreDbError(`the DB in ${dbDir} has schema version ${version}, newer than the ${SCHEMA_VERSION} drover knows`);
     }
     // Nix waits an hour on a busy DB; a build farm's registrations can queue that long.
-    this.db = new Database(path.join(dbDir, 'db.sqlite'), { timeout: 3_600_000 });
+    // Loaded here, not at import: commands that never open the DB start faster without it.
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    this.db = new Sqlite(path.join(dbDir, 'db.sqlite'), { timeout: 3_600_000 });
     this.db.pragma('journal_mode = wal');
     this.db.pragma('synchronous = normal');
     this.db.pragma('foreign_keys = 1');

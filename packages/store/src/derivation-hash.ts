@@ -9,7 +9,7 @@ import {
   checkDerivationPaths,
   compareUtf8,
   derivationName,
-  emptyRecord,
+  ownKeysRecord,
   parseHashAlgoField,
   readDerivation,
   serializeDerivation,
@@ -126,11 +126,11 @@ export function computeOutputPaths(
   opts: { cache?: Map<string, Hash>; read?: DerivationReader } = {},
 ): Record<string, string> {
   const what = `derivation '${name}'`;
-  const paths = emptyRecord<string>();
+  const paths = ownKeysRecord<string>();
   if (derivationKind(drv, what) === 'fixed') {
     paths.out = fixedOutputPath(store.storeDir, name, drv);
   } else {
-    const masked: Derivation = { ...drv, outputs: emptyRecord(), env: Object.assign(emptyRecord<string>(), drv.env) };
+    const masked: Derivation = { ...drv, outputs: ownKeysRecord(), env: Object.assign(ownKeysRecord<string>(), drv.env) };
     for (const o of Object.keys(drv.outputs)) {
       masked.outputs[o] = { path: '' };
       masked.env[o] = '';
@@ -156,9 +156,9 @@ export interface AddDerivationOptions {
 
 /** A deep copy, so checking and filling in never touches the caller's object. */
 export function copyDerivation(drv: Derivation): Derivation {
-  const outputs = emptyRecord<Derivation['outputs'][string]>();
+  const outputs = ownKeysRecord<Derivation['outputs'][string]>();
   for (const [k, v] of Object.entries(drv.outputs)) outputs[k] = { ...v };
-  const inputDrvs = emptyRecord<string[]>();
+  const inputDrvs = ownKeysRecord<string[]>();
   for (const [k, v] of Object.entries(drv.inputDrvs)) inputDrvs[k] = [...v];
   return {
     outputs,
@@ -167,7 +167,7 @@ export function copyDerivation(drv: Derivation): Derivation {
     system: drv.system,
     builder: drv.builder,
     args: [...drv.args],
-    env: Object.assign(emptyRecord<string>(), drv.env),
+    env: Object.assign(ownKeysRecord<string>(), drv.env),
   };
 }
 
@@ -205,7 +205,7 @@ export function checkDerivation(store: Store, drv0: Derivation, name: string, op
     }
   }
   const text = serializeDerivation(drv);
-  const drvPath = makeTextPath(store.storeDir, name + DRV_EXTENSION, text, referencesOf(drv));
+  const drvPath = makeTextPath(store.storeDir, name + DRV_EXTENSION, text, derivationReferences(drv));
   if (opts.expectedPath !== undefined && opts.expectedPath !== drvPath) {
     throw new DerivationFormatError(`${what}: given as '${opts.expectedPath}' but its .drv path is '${drvPath}'`);
   }
@@ -213,7 +213,7 @@ export function checkDerivation(store: Store, drv0: Derivation, name: string, op
 }
 
 /** What a .drv refers to: its input sources and input derivations (never its outputs). */
-export function referencesOf(drv: Derivation): string[] {
+export function derivationReferences(drv: Derivation): string[] {
   return [...new Set([...drv.inputSrcs, ...Object.keys(drv.inputDrvs)])].sort(compareUtf8);
 }
 
@@ -225,7 +225,7 @@ export function referencesOf(drv: Derivation): string[] {
 export async function addDerivation(store: Store, drv: Derivation, name: string, opts: AddDerivationOptions = {}): Promise<string> {
   const checked = checkDerivation(store, drv, name, opts);
   if (opts.dryRun) return checked.drvPath;
-  const written = await store.addTextToStore(name + DRV_EXTENSION, serializeDerivation(checked.drv), referencesOf(checked.drv), {
+  const written = await store.addTextToStore(name + DRV_EXTENSION, serializeDerivation(checked.drv), derivationReferences(checked.drv), {
     derivationOutputs: checked.outputs,
   });
   if (written !== checked.drvPath) throw new Error(`internal error: wrote '${written}', expected '${checked.drvPath}'`);
@@ -280,7 +280,7 @@ export async function addDerivations(store: Store, items: readonly DerivationToA
   if (opts.dryRun) return checked.map((c) => c.drvPath);
   const written: string[] = [];
   for (const c of checked) {
-    written.push(await store.addTextToStore(c.name + DRV_EXTENSION, serializeDerivation(c.drv), referencesOf(c.drv), { derivationOutputs: c.outputs }));
+    written.push(await store.addTextToStore(c.name + DRV_EXTENSION, serializeDerivation(c.drv), derivationReferences(c.drv), { derivationOutputs: c.outputs }));
   }
   return written;
 }

@@ -9,9 +9,9 @@ import {
   derivationName,
   parseDerivation,
   readDerivation,
-  emptyRecord,
+  ownKeysRecord,
   normaliseFixedHash,
-  sortedKeys,
+  keysInNixOrder,
   type Derivation,
   type DerivationOutput,
 } from './derivation.js';
@@ -78,13 +78,13 @@ function outputJson(o: DerivationOutput): JsonObject {
 
 function derivationJson(drv: Derivation): JsonObject {
   return new JsonObject([
-    ['outputs', new JsonObject(sortedKeys(drv.outputs).map((k) => [k, outputJson(drv.outputs[k]!)]))],
+    ['outputs', new JsonObject(keysInNixOrder(drv.outputs).map((k) => [k, outputJson(drv.outputs[k]!)]))],
     ['inputSrcs', [...drv.inputSrcs].sort(compareUtf8)],
-    ['inputDrvs', new JsonObject(sortedKeys(drv.inputDrvs).map((k) => [k, [...drv.inputDrvs[k]!].sort(compareUtf8)]))],
+    ['inputDrvs', new JsonObject(keysInNixOrder(drv.inputDrvs).map((k) => [k, [...drv.inputDrvs[k]!].sort(compareUtf8)]))],
     ['system', drv.system],
     ['builder', drv.builder],
     ['args', [...drv.args]],
-    ['env', new JsonObject(sortedKeys(drv.env).map((k) => [k, drv.env[k]!]))],
+    ['env', new JsonObject(keysInNixOrder(drv.env).map((k) => [k, drv.env[k]!]))],
   ]);
 }
 
@@ -157,13 +157,13 @@ class JsonShapeReader {
     for (const k of Object.keys(o)) if (!DRV_FIELDS.has(k)) this.fail('', `unknown field '${k}' (expected ${[...DRV_FIELDS].join(', ')})`);
     for (const k of ['outputs', 'system', 'builder']) if (!(k in o)) this.fail('', `missing field '${k}'`);
     const drv: Derivation = {
-      outputs: emptyRecord(),
-      inputDrvs: emptyRecord(),
+      outputs: ownKeysRecord(),
+      inputDrvs: ownKeysRecord(),
       inputSrcs: o.inputSrcs === undefined ? [] : this.stringSet(o.inputSrcs, '.inputSrcs'),
       system: this.str(o.system, '.system'),
       builder: this.str(o.builder, '.builder'),
       args: o.args === undefined ? [] : this.strings(o.args, '.args'),
-      env: emptyRecord(),
+      env: ownKeysRecord(),
     };
     const outputs = this.obj(o.outputs, '.outputs');
     for (const [name, ov] of Object.entries(outputs)) {
@@ -180,7 +180,7 @@ class JsonShapeReader {
         const algo = this.str(out.hashAlgo, `${field}.hashAlgo`);
         const hash = out.hash === undefined ? '' : this.str(out.hash, `${field}.hash`);
         try {
-          drv.outputs[name] = { path: p, ...normaliseFixedHash(algo, hash, 'fixed output') };
+          drv.outputs[name] = { path: p, ...normaliseFixedHash(algo, hash, 'fixed output', { anyForm: true }) };
         } catch (e) {
           this.fail(field, (e as Error).message);
         }
@@ -216,18 +216,102 @@ function describe(v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
+/**
+ * Where and why JSON text fails to parse: JSON.parse in Node 20 does not always say where,
+ * so a small scanner walks the text to the first error.
+ */
+function jsonSyntaxError(s: string): { at: number; message: string } | undefined {
+  let i = 0;
+  const stop = (message: string): never => {
+    throw { at: i, message };
+  };
+  const found = () => (i >= s.length ? 'the end of the input' : `'${s[i]}'`);
+  const ws = () => {
+    while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === '\n' || s[i] === '\r')) i++;
+  };
+  const str = () => {
+    const start = i++;
+    for (;;) {
+      const c = s[i];
+      if (c === undefined) {
+        i = start;
+        stop('unterminated string starting here');
+      } else if (c === '"') {
+        i++;
+        return;
+      } else if (c === '\\') {
+        const e = s[i + 1];
+        if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(s.slice(i + 2, i + 6))) i += 6;
+        else stop('bad escape in a string');
+      } else if (c < ' ') stop('unescaped control character in a string');
+      else i++;
+    }
+  };
+  const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+  const value = (): void => {
+    ws();
+    const c = s[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (s[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          if (s[i] !== '"') stop(`expected a string (a key) but found ${found()}`);
+          str();
+          ws();
+          if (s[i] !== ':') stop(`expected ':' but found ${found()}`);
+          i++;
+        }
+        value();
+        ws();
+        if (s[i] === ',') i++;
+        else if (s[i] === close) {
+          i++;
+          return;
+        } else stop(`expected ',' or '${close}' but found ${found()}`);
+      }
+    }
+    if (c === '"') return str();
+    NUMBER.lastIndex = i;
+    if (NUMBER.test(s)) {
+      i = NUMBER.lastIndex;
+      return;
+    }
+    for (const lit of ['true', 'false', 'null']) {
+      if (s.startsWith(lit, i)) {
+        i += lit.length;
+        return;
+      }
+    }
+    stop(`unexpected ${found()}`);
+  };
+  try {
+    value();
+    ws();
+    if (i < s.length) stop(`trailing garbage: ${found()}`);
+  } catch (e) {
+    return e as { at: number; message: string };
+  }
+  return undefined;
+}
+
 /** Parses JSON text, reporting a syntax error with its line, column and offset. */
-export function parseJsonText(text: string, what: string): unknown {
+function parseJsonText(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    const msg = (e as Error).message;
-    const m = /position (\d+)/.exec(msg);
-    const pos = m ? Number(m[1]) : text.length;
-    const before = text.slice(0, pos);
+    const err = jsonSyntaxError(text) ?? { at: 0, message: (e as Error).message };
+    const before = text.slice(0, err.at);
     const line = before.split('\n').length;
-    const col = pos - before.lastIndexOf('\n');
-    throw new DerivationFormatError(`${what}: malformed JSON at line ${line}, column ${col} (char ${pos}): ${msg}`);
+    const col = err.at - before.lastIndexOf('\n');
+    throw new DerivationFormatError(`${what}: malformed JSON at line ${line}, column ${col} (char ${err.at}): ${err.message}`);
   }
 }
 

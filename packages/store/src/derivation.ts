@@ -49,11 +49,11 @@ export function compareUtf8(a: string, b: string): number {
 }
 
 /** A record that takes any key, `__proto__` included, as an own property. */
-export function emptyRecord<T>(): Record<string, T> {
+export function ownKeysRecord<T>(): Record<string, T> {
   return Object.create(null) as Record<string, T>;
 }
 
-export function sortedKeys(r: Record<string, unknown>): string[] {
+export function keysInNixOrder(r: Record<string, unknown>): string[] {
   return Object.keys(r).sort(compareUtf8);
 }
 
@@ -110,7 +110,8 @@ class AtermParser {
 
   found(): string {
     if (this.i >= this.s.length) return 'the end of the input';
-    return `'${JSON.stringify(this.s[this.i]).slice(1, -1)}'`;
+    const c = this.s[this.i]!;
+    return c < ' ' || c === '\u007f' ? `'${JSON.stringify(c).slice(1, -1)}'` : `'${c}'`;
   }
 
   expect(token: string): void {
@@ -131,9 +132,12 @@ class AtermParser {
     const start = this.i;
     this.i++;
     let out = '';
+    // Each search resumes where it left off: a long value full of escapes stays linear.
+    let q = -1;
+    let b = -1;
     for (;;) {
-      const q = this.s.indexOf('"', this.i);
-      const b = raw ? -1 : this.s.indexOf('\\', this.i);
+      if (q < this.i) q = this.s.indexOf('"', this.i);
+      if (!raw && b < this.i) b = this.s.indexOf('\\', this.i);
       if (q < 0) this.fail(`unterminated string (${field}) starting here`, start);
       if (b < 0 || q < b) {
         if (raw) {
@@ -223,13 +227,13 @@ class AtermParser {
 
   parse(): Derivation {
     const drv: Derivation = {
-      outputs: emptyRecord(),
-      inputDrvs: emptyRecord(),
+      outputs: ownKeysRecord(),
+      inputDrvs: ownKeysRecord(),
       inputSrcs: [],
       system: '',
       builder: '',
       args: [],
-      env: emptyRecord(),
+      env: ownKeysRecord(),
     };
     this.expect('Derive(');
     let prev: string | undefined;
@@ -290,16 +294,17 @@ class AtermParser {
 }
 
 /**
- * Checks `[r:]ALGO` and a hash in any non-SRI encoding Nix accepts in a .drv, and returns
- * them as Nix writes them (hash in base16).
+ * Checks `[r:]ALGO` and a hash in any non-SRI encoding Nix accepts in a .drv (with `anyForm`,
+ * also `algo:` prefixed and SRI, as in a Nix expression), and returns them as Nix writes
+ * them (hash in base16).
  */
-export function normaliseFixedHash(hashAlgo: string, hash: string, what: string): { hashAlgo: string; hash: string } {
+export function normaliseFixedHash(hashAlgo: string, hash: string, what: string, opts: { anyForm?: boolean } = {}): { hashAlgo: string; hash: string } {
   const m = parseHashAlgoField(hashAlgo);
   if (!m) {
     throw new DerivationFormatError(`${what}: unknown hash algorithm '${hashAlgo}' (expected [r:]md5, sha1, sha256 or sha512)`);
   }
   if (hash === '') throw new DerivationFormatError(`${what}: floating content-addressed outputs (hash algorithm without a hash) are not supported`);
-  if (!HASH_BODY_RE.test(hash)) throw new DerivationFormatError(`${what}: hash '${hash}' is not base16, base32 or base64`);
+  if (!opts.anyForm && !HASH_BODY_RE.test(hash)) throw new DerivationFormatError(`${what}: hash '${hash}' is not base16, base32 or base64`);
   let h: Hash;
   try {
     h = parseHash(hash, m.algo);
@@ -349,7 +354,7 @@ export function serializeDerivation(drv: Derivation, opts: SerializeOptions = {}
   const mask = !!opts.maskOutputs;
   const parts: string[] = ['Derive(['];
   let first = true;
-  for (const name of sortedKeys(drv.outputs)) {
+  for (const name of keysInNixOrder(drv.outputs)) {
     const o = drv.outputs[name]!;
     if (!first) parts.push(',');
     first = false;
@@ -366,7 +371,7 @@ export function serializeDerivation(drv: Derivation, opts: SerializeOptions = {}
     );
   }
   parts.push('],[');
-  const inputs = opts.inputDrvs ?? sortedKeys(drv.inputDrvs).map((k) => [k, [...drv.inputDrvs[k]!].sort(compareUtf8)] as const);
+  const inputs = opts.inputDrvs ?? keysInNixOrder(drv.inputDrvs).map((k) => [k, [...drv.inputDrvs[k]!].sort(compareUtf8)] as const);
   first = true;
   for (const [p, outs] of inputs) {
     if (!first) parts.push(',');
@@ -376,7 +381,7 @@ export function serializeDerivation(drv: Derivation, opts: SerializeOptions = {}
   parts.push('],[', [...drv.inputSrcs].sort(compareUtf8).map((p) => rawAterm(p, 'input source')).join(','), '],');
   parts.push(rawAterm(drv.system, 'system'), ',', quoteAterm(drv.builder), ',[', drv.args.map(quoteAterm).join(','), '],[');
   first = true;
-  for (const k of sortedKeys(drv.env)) {
+  for (const k of keysInNixOrder(drv.env)) {
     if (!first) parts.push(',');
     first = false;
     parts.push('(', quoteAterm(k), ',', quoteAterm(mask && Object.hasOwn(drv.outputs, k) ? '' : drv.env[k]!), ')');

@@ -1,7 +1,9 @@
 // Registering paths that are already on disk (`nix-store --register-validity` / `--load-db`).
+import fs from 'node:fs';
 import { hashPaths, PathReadError } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
 import { parseStorePath } from './store-path.js';
+import { topoSortPaths } from './topo-sort.js';
 import type { Registration } from './registration.js';
 import type { Store } from './store.js';
 
@@ -51,6 +53,17 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     }
   }
   const paths = batch.map((r) => r.path);
+  // Cycles too are refused before anything is touched (the DB would refuse them later).
+  const refsOf = new Map(batch.map((r) => [r.path, r.references]));
+  topoSortPaths(paths, (p) => refsOf.get(p));
+  // All must exist before any is touched: canonicalising is a change to the store.
+  for (const r of batch) {
+    try {
+      fs.lstatSync(r.path);
+    } catch {
+      fail(r, `cannot register '${r.path}': it does not exist on disk`);
+    }
+  }
   let hashed: Awaited<ReturnType<typeof hashPaths>>;
   try {
     hashed = await hashPaths(paths, { hash: !opts.hashGiven, canonicalise: opts.canonicalise });

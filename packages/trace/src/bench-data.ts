@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 
 const WORDS = ['gcc', '-O2', '-c', 'src/main.c', '-o', 'main.o', 'checking', 'for', 'stdlib.h...', 'yes', 'CC', 'libfoo_la-bar.lo',
-  'make[2]:', 'Entering', 'directory', "'/build/source'", 'warning:', 'unused', 'variable', "'x'", 'PASS:', 'test-suite', 'ünïcödé', '✓'];
+  'make[2]:', 'Entering', 'directory', "'/build/source'", 'warning:', 'unused', 'variable', "'x'", 'PASS:', 'test-suite'];
 
 /** A deterministic pseudo-random sequence, so every run benchmarks the same bytes. */
 function rng(seed: number): () => number {
@@ -54,6 +54,7 @@ export async function writeNixJsonLog(file: string, bytes: number, seed = 1): Pr
       // Some lines need JSON escapes, as coloured compiler output does.
       if (x < 0.03) text = `\\u001b[1m${text}\\u001b[0m`;
       else if (x < 0.05) text = `${text} \\"quoted\\" \\tand tabs`;
+      else if (x < 0.08) text = `${text} ünïcödé ✓`;
       chunk += `@nix {"action":"result","fields":["${text}"],"id":${act},"type":101}\n`;
       if (chunk.length > 1 << 20) {
         written += Buffer.byteLength(chunk);
@@ -100,7 +101,7 @@ export async function writeGuixLog(file: string, bytes: number, seed = 2): Promi
         if (b.left <= 0) continue;
         let text = '';
         const n = 1 + Math.floor(r() * 40);
-        for (let i = 0; i < n; i++) text += logLine(r) + '\n';
+        for (let i = 0; i < n; i++) text += logLine(r) + (r() < 0.05 ? ' ünïcödé ✓\n' : '\n');
         if (r() < 0.1) text += '@ not a trace line: it is inside a chunk\n';
         const data = Buffer.from(text);
         // Cut anywhere, even inside a multi-byte character, as a pipe read would.

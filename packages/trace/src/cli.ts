@@ -16,7 +16,7 @@ async function main(): Promise<number> {
     .help()
     .version(false)
     .fail((msg, err) => {
-      usageError = err?.message ?? msg;
+      usageError = (err?.message ?? msg).replace(/\s*\n\s*/g, ' ');
     })
     .parse();
   if (usageError !== null) {

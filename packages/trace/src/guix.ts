@@ -15,29 +15,46 @@ export function parseBuildLogHeader(rest: string): { pid: number; length: number
 
 /**
  * The bytes of one build's output arrive in chunks whose boundaries may split a UTF-8 character;
- * one decoder per PID joins them again, and turns invalid bytes into U+FFFD.
+ * per PID the bytes of an unfinished character are carried into the next chunk. Invalid bytes
+ * become U+FFFD.
  */
 export class GuixLogDecoders {
-  private readonly decoders = new Map<number, StringDecoder>();
+  private readonly carry = new Map<number, Buffer>();
 
-  write(pid: number, bytes: Buffer): string {
-    let d = this.decoders.get(pid);
-    if (!d) {
-      d = new StringDecoder('utf8');
-      this.decoders.set(pid, d);
-    }
-    return d.write(bytes);
+  /** True when the PID has no unfinished character waiting, so valid bytes are the text as they are. */
+  clean(pid: number): boolean {
+    return !this.carry.has(pid);
   }
 
-  /** Bytes of an unfinished character left when the PID's build ends (as U+FFFD). */
+  write(pid: number, bytes: Buffer): string {
+    const before = this.carry.get(pid);
+    const data = before ? Buffer.concat([before, bytes]) : bytes;
+    const cut = incompleteTail(data);
+    if (cut < data.length) this.carry.set(pid, Buffer.from(data.subarray(cut)));
+    else this.carry.delete(pid);
+    return data.toString('utf8', 0, cut);
+  }
+
+  /** Bytes of an unfinished character left when the PID's output ends (as U+FFFD). */
   end(pid: number): string {
-    const d = this.decoders.get(pid);
-    if (!d) return '';
-    this.decoders.delete(pid);
-    return d.end();
+    const rest = this.carry.get(pid);
+    this.carry.delete(pid);
+    return rest ? rest.toString('utf8') : '';
   }
 
   pids(): number[] {
-    return [...this.decoders.keys()];
+    return [...this.carry.keys()];
   }
+}
+
+/** Where a trailing, not yet complete UTF-8 sequence starts (data.length when there is none). */
+export function incompleteTail(data: Buffer): number {
+  const end = data.length;
+  let p = end - 1;
+  // At most three continuation bytes can precede the end of an unfinished four-byte character.
+  while (p >= 0 && p >= end - 3 && (data[p]! & 0xc0) === 0x80) p--;
+  if (p < 0) return end;
+  const lead = data[p]!;
+  const need = lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xc2 && lead <= 0xdf ? 2 : 1;
+  return need > 1 && end - p < need ? p : end;
 }

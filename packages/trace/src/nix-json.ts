@@ -48,8 +48,8 @@ const OK: NixJsonResult = { ok: true };
 const FAST_PREFIX = Buffer.from('@nix {"action":"result","fields":["');
 const FAST_END = Buffer.from('"],"id":');
 const FAST_TYPE = Buffer.from(',"type":101}');
-/** Per byte inside a JSON string: 0 plain ASCII, 1 the closing quote, 2 needs the full parser, 3 part of a UTF-8 sequence. */
-const BYTE_CLASS = new Uint8Array(256).map((_, c) => (c === 0x22 ? 1 : c === 0x5c || c < 0x20 ? 2 : c >= 0x80 ? 3 : 0));
+/** Per byte inside a JSON string: 1 needs the full parser (escape, control character), 2 part of a UTF-8 sequence. */
+const BYTE_FLAGS = new Uint8Array(256).map((_, c) => (c === 0x5c || c < 0x20 ? 1 : c >= 0x80 ? 2 : 0));
 
 /** Reads an exact decimal integer for `"key":` at the top level of the object text (JSON numbers lose digits past 2^53). */
 function exactId(text: string, key: string, parsed: unknown): string | null {
@@ -84,17 +84,14 @@ export class NixJson {
     if (end - start < FAST_PREFIX.length + FAST_END.length + FAST_TYPE.length + 1) return false;
     for (let i = 5; i < FAST_PREFIX.length; i++) if (buf[start + i] !== FAST_PREFIX[i]) return false;
     const textStart = start + FAST_PREFIX.length;
-    let i = textStart;
-    let high = 0;
-    // Stop at the first quote: the fast path takes only text with no escapes, so it is the closing one.
-    for (; i < end; i++) {
-      const k = BYTE_CLASS[buf[i]!]!;
-      if (k === 0) continue;
-      if (k === 1) break;
-      if (k === 2) return false;
-      high = 1;
-    }
-    const textEnd = i;
+    // The closing quote is found natively; the text before it must need no escapes (flags 1) and is
+    // checked for UTF-8 only when it has bytes above ASCII (flags 2).
+    const textEnd = buf.indexOf(0x22, textStart);
+    if (textEnd < 0 || textEnd >= end) return false;
+    let flags = 0;
+    for (let i = textStart; i < textEnd; i++) flags |= BYTE_FLAGS[buf[i]!]!;
+    if (flags & 1) return false;
+    const high = flags & 2;
     if (textEnd + FAST_END.length >= end) return false;
     for (let k = 0; k < FAST_END.length; k++) if (buf[textEnd + k] !== FAST_END[k]) return false;
     let p = textEnd + FAST_END.length;
@@ -118,7 +115,7 @@ export class NixJson {
       this.lastLogId = Buffer.from(buf.subarray(idStart, idEnd));
     }
     const drv = act ? this.logDrvOf(act) : null;
-    if (sink.rawLog) sink.rawLog(SOURCE, drv, buf, textStart, textEnd, time);
+    if (sink.rawLog) sink.rawLog(SOURCE, drv, null, buf, textStart, textEnd, time, true);
     else this.emit({ type: 'build-log', time, source: SOURCE, drv, pid: null, text: buf.toString('utf8', textStart, textEnd) + '\n' });
     return true;
   }

@@ -5,7 +5,9 @@ import type { Writable } from 'node:stream';
 const SIZE = 256 * 1024;
 
 export class Output {
-  private buf = Buffer.allocUnsafe(SIZE);
+  private buf: Buffer = Buffer.allocUnsafe(SIZE);
+  /** Buffers the stream has finished with, reused so that steady output allocates nothing. */
+  private readonly spare: Buffer[] = [];
   private pos = 0;
   private waiting = false;
   /** Set when the reader of the stream went away (EPIPE): everything after is dropped. */
@@ -41,6 +43,31 @@ export class Output {
     this.pos += src.copy(this.buf, this.pos, start, end);
   }
 
+  /**
+   * Writes bytes of valid UTF-8 as the body of a JSON string, escaped exactly as JSON.stringify
+   * escapes (control characters, quote, backslash); everything else is copied as it is.
+   */
+  jsonBytes(src: Buffer, start: number, end: number): void {
+    // Worst case every byte becomes a six-byte \u00XX escape.
+    const piece = 16 * 1024;
+    for (let from = start; from < end; from += piece) {
+      const to = Math.min(end, from + piece);
+      if ((to - from) * 6 > SIZE - this.pos) this.flush();
+      const dst = this.buf;
+      let pos = this.pos;
+      for (let i = from; i < to; i++) {
+        const c = src[i]!;
+        if (NEEDS_ESCAPE[c] === 0) {
+          dst[pos++] = c;
+          continue;
+        }
+        const e = ESCAPES[c]!;
+        for (let k = 0; k < e.length; k++) dst[pos++] = e[k]!;
+      }
+      this.pos = pos;
+    }
+  }
+
   private send(b: Buffer): void {
     if (this.closed) return;
     if (!this.stream.write(b)) this.waiting = true;
@@ -50,10 +77,15 @@ export class Output {
   flush(): void {
     if (this.pos === 0) return;
     // The stream may keep the buffer until written, so it gets this one and we take a new one.
-    const b = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(SIZE);
+    const whole = this.buf;
+    const b = whole.subarray(0, this.pos);
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(SIZE);
     this.pos = 0;
-    this.send(b);
+    if (this.closed) return;
+    const ok = this.stream.write(b, () => {
+      if (this.spare.length < 4) this.spare.push(whole);
+    });
+    if (!ok) this.waiting = true;
   }
 
   /** Resolves once the stream has room again (immediately when it has). */
@@ -73,3 +105,8 @@ export class Output {
     this.waiting = false;
   }
 }
+
+const NEEDS_ESCAPE = new Uint8Array(256).map((_, c) => (c < 0x20 || c === 0x22 || c === 0x5c ? 1 : 0));
+/** JSON.stringify's escape for each byte that has one. */
+const ESCAPES: (Buffer | undefined)[] = Array.from({ length: 256 }, (_, c) =>
+  NEEDS_ESCAPE[c] ? Buffer.from(JSON.stringify(String.fromCharCode(c)).slice(1, -1)) : undefined);

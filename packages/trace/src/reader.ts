@@ -1,5 +1,6 @@
 // The streaming byte parser: splits input into lines and Guix log chunks, detects each line's
 // dialect, and hands events and passthrough bytes to a sink. It never throws on bad input.
+import { isUtf8 } from 'node:buffer';
 import { AtLines } from './at-lines.js';
 import { BuildLedger } from './build-ledger.js';
 import type { TraceEvent } from './events.js';
@@ -147,10 +148,9 @@ export class TraceReader {
       if (nl < 0) break;
       const c = chunk[pos];
       if (c === AT || (this.planning || c === 0x74) /* 't' */) {
-        if (!this.line(chunk, pos, nl)) {
-          if (passStart < pos) this.sink.passthrough(chunk, passStart, pos);
-          passStart = nl + 1;
-        }
+        // What passed through before this line goes out before any event this line makes.
+        if (passStart < pos) this.sink.passthrough(chunk, passStart, pos);
+        passStart = this.line(chunk, pos, nl) ? pos : nl + 1;
       }
       this.lineNo++;
       pos = nl + 1;
@@ -228,17 +228,30 @@ export class TraceReader {
   /** Consumes bytes of the current Guix log chunk from pos; returns the position after them. */
   private logBytes(buf: Buffer, pos: number): number {
     const n = Math.min(this.chunkLeft, buf.length - pos);
-    const piece = buf.subarray(pos, pos + n);
-    let nl = piece.indexOf(NL);
-    while (nl >= 0) {
-      this.lineNo++;
-      nl = piece.indexOf(NL, nl + 1);
+    // A whole chunk of valid UTF-8 goes to a sink that takes bytes as it is.
+    if (n === this.chunkTotal && this.sink.rawLog && this.guixText.clean(this.chunkPid) && isUtf8(buf.subarray(pos, pos + n))) {
+      this.countLines(buf, pos, pos + n);
+      this.sink.rawLog('guix', this.ledger.drvOfPid(this.chunkPid), this.chunkPid, buf, pos, pos + n, this.now, false);
+      this.chunkLeft = 0;
+      return pos + n;
     }
-    this.chunkText += this.guixText.write(this.chunkPid, piece);
-    this.chunkLeft -= n;
+    // Decoded text is handed on in bounded pieces, however long the chunk claims to be.
+    const take = Math.min(n, LOG_TEXT_CAP);
+    this.countLines(buf, pos, pos + take);
+    this.chunkText += this.guixText.write(this.chunkPid, buf.subarray(pos, pos + take));
+    this.chunkLeft -= take;
     if (this.chunkLeft === 0) this.endChunk();
     else if (this.chunkText.length >= LOG_TEXT_CAP) this.flushChunkText();
-    return pos + n;
+    return pos + take;
+  }
+
+  /** Newlines inside log chunks still count, so that reported line numbers match the input's. */
+  private countLines(buf: Buffer, start: number, end: number): void {
+    let nl = buf.indexOf(NL, start);
+    while (nl >= 0 && nl < end) {
+      this.lineNo++;
+      nl = buf.indexOf(NL, nl + 1);
+    }
   }
 
   private flushChunkText(): void {

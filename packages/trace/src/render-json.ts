@@ -10,6 +10,7 @@ export function eventJson(ev: TraceEvent): string {
 
 export class JsonRenderer implements TraceSink {
   private prefixDrv: string | null | undefined = undefined;
+  private prefixPid: number | null = null;
   private prefixTime = -1;
   private prefixSource: Source | null = null;
   private prefix = Buffer.alloc(0);
@@ -24,19 +25,27 @@ export class JsonRenderer implements TraceSink {
     this.passOut.bytes(buf, start, end);
   }
 
-  // The bytes of a log line go out as they came; only the head of the object is made, once per
-  // derivation and time stamp. The result is byte-identical to event() on the same line.
-  rawLog(source: Source, drv: string | null, buf: Buffer, start: number, end: number, time: number): void {
-    if (drv !== this.prefixDrv || time !== this.prefixTime || source !== this.prefixSource) {
+  // The bytes of a log go out as they came, escaped at the byte level where needed; only the head
+  // of the object is made, once per derivation and time stamp. The result is byte-identical to
+  // event() on the same event.
+  rawLog(source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean): void {
+    if (drv !== this.prefixDrv || pid !== this.prefixPid || time !== this.prefixTime || source !== this.prefixSource) {
       this.prefixDrv = drv;
+      this.prefixPid = pid;
       this.prefixTime = time;
       this.prefixSource = source;
-      this.prefix = Buffer.from(`{"type":"build-log","time":${JSON.stringify(time)},"source":${JSON.stringify(source)},"drv":${JSON.stringify(drv)},"pid":null,"text":"`);
+      this.prefix = Buffer.from(`{"type":"build-log","time":${JSON.stringify(time)},"source":${JSON.stringify(source)},"drv":${JSON.stringify(drv)},"pid":${JSON.stringify(pid)},"text":"`);
     }
     this.out.bytes(this.prefix, 0, this.prefix.length);
-    this.out.bytes(buf, start, end);
+    if (line) {
+      this.out.bytes(buf, start, end);
+      this.out.bytes(LINE_SUFFIX, 0, LINE_SUFFIX.length);
+      return;
+    }
+    this.out.jsonBytes(buf, start, end);
     this.out.bytes(SUFFIX, 0, SUFFIX.length);
   }
 }
 
-const SUFFIX = Buffer.from('\\n"}\n');
+const LINE_SUFFIX = Buffer.from('\\n"}\n');
+const SUFFIX = Buffer.from('"}\n');

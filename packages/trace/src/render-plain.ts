@@ -116,7 +116,7 @@ export class PlainRenderer implements TraceSink {
   }
 
   passthrough(buf: Buffer, start: number, end: number): void {
-    this.flushQueued();
+    // Queued derivations are counted until the next event: a plan's own lines pass through meanwhile.
     this.out.bytes(buf, start, end);
   }
 

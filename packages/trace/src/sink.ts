@@ -6,11 +6,12 @@ export interface TraceSink {
   /** Bytes of lines that are not trace lines, newline included, exactly as they came. */
   passthrough(buf: Buffer, start: number, end: number): void;
   /**
-   * A build-log line whose text, bytes [start, end) of buf, is already the body of a JSON string
-   * (valid UTF-8, no escapes needed). Sinks that write JSON copy it without decoding; the text of
-   * the event is that line plus "\n". Absent: the reader builds an ordinary build-log event.
+   * A build-log event whose text is bytes [start, end) of buf, valid UTF-8, handed over undecoded
+   * so that sinks writing JSON need not decode it. With `line` true (Nix) the bytes need no JSON
+   * escapes and the text is them plus "\n"; otherwise (Guix) the text is exactly the bytes.
+   * Absent: the reader builds an ordinary build-log event.
    */
-  rawLog?(source: Source, drv: string | null, buf: Buffer, start: number, end: number, time: number): void;
+  rawLog?(source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean): void;
 }
 
 /** Fans one stream of events out to several sinks (e.g. the renderer and the history recorder). */

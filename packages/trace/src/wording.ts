@@ -20,11 +20,11 @@ const CAUSE_WORDS: Record<FailureCause, string> = {
 export function failureText(b: Pick<BuildInfo, 'cause' | 'status' | 'message'>): string {
   const cause = b.cause ?? 'builder';
   // A hash mismatch spreads "specified:" and "got:" over lines; those belong on its one line.
-  const first = (cause === 'hash-mismatch' ? b.message?.replace(/\s*\n\s*/g, ' ') : b.message?.split('\n')[0])?.trim() ?? '';
-  if (cause === 'builder' && b.status !== null) {
-    return first && !/failed with exit code/.test(first) ? `exit code ${b.status}: ${first}` : `builder failed with exit code ${b.status}`;
-  }
+  const raw = (cause === 'hash-mismatch' ? b.message?.replace(/\s+/g, ' ') : b.message?.split('\n')[0])?.trim() ?? '';
+  // The derivation is named already; "builder for '/nix/store/…drv' failed" says it twice.
+  const first = raw.replace(/^builder for '[^']*' failed/, 'builder failed');
   if (cause === 'dependency' || cause === 'cancelled' || cause === 'interrupted') return CAUSE_WORDS[cause];
+  if (cause === 'builder') return first || (b.status !== null ? `builder failed with status ${b.status}` : CAUSE_WORDS.builder);
   if (first && first !== cause) return first.includes(CAUSE_WORDS[cause]) ? first : `${CAUSE_WORDS[cause]}: ${first}`;
   return CAUSE_WORDS[cause];
 }

@@ -6,6 +6,12 @@ import { parseDerivationInput, showDerivations } from '../derivation-json.js';
 import { addDerivations } from '../derivation-hash.js';
 import { defineCommand, out, pathsFrom, withStore } from './common.js';
 
+/**
+ * yargs drops a lone `-` from positionals (it reads it as an option); keeping unknown options
+ * as arguments keeps it. A mistyped option then fails as a path that does not exist (exit 2).
+ */
+const KEEP_DASH = { 'unknown-options-as-args': true };
+
 async function readInput(file: string | undefined): Promise<{ bytes: Buffer; what: string }> {
   if (file === undefined || file === '-') {
     const chunks: Buffer[] = [];
@@ -19,19 +25,22 @@ async function readInput(file: string | undefined): Promise<{ bytes: Buffer; wha
   }
 }
 
-const derivationAdd = defineCommand<{ file?: string; 'dry-run'?: boolean; name?: string }>({
-  command: 'add [file]',
+const derivationAdd = defineCommand<{ file?: string[]; 'dry-run'?: boolean; name?: string }>({
+  command: 'add [file..]',
   describe:
     'add derivations given as JSON in the shape of `nix show-derivation` (or one .drv in ATerm) from FILE or stdin: ' +
     'compute missing output paths, reject wrong ones, write the .drv files; print their paths',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', describe: 'JSON or ATerm input; - or nothing reads stdin' })
+      .parserConfiguration(KEEP_DASH)
+      .positional('file', { type: 'string', array: true, describe: 'JSON or ATerm input; - or nothing reads stdin' })
       .option('dry-run', { type: 'boolean', describe: 'check and print the .drv paths without writing' })
       .option('name', { type: 'string', describe: 'name of a single derivation not keyed by its .drv path (default: env.name)' }),
   handler: (argv) =>
     withStore(argv, async (store) => {
-      const { bytes, what } = await readInput(argv.file);
+      const files = argv.file ?? [];
+      if (files.length > 1) throw new UsageError(`give one FILE (or - for stdin), not ${files.length}`);
+      const { bytes, what } = await readInput(files[0]);
       const entries = parseDerivationInput(bytes, what, argv.name);
       out(await addDerivations(store, entries.map((e) => ({ drv: e.drv, name: e.name!, key: e.key, where: e.where })), { dryRun: argv['dry-run'] }));
     }),
@@ -42,6 +51,7 @@ const derivationShow = defineCommand<{ drvs: string[]; recursive?: boolean }>({
   describe: 'print .drv files as JSON, exactly as `nix show-derivation` (Nix 2.8) does; - reads the paths from stdin',
   builder: (y) =>
     y
+      .parserConfiguration(KEEP_DASH)
       .positional('drvs', { type: 'string', array: true, demandOption: true })
       .option('recursive', { alias: 'r', type: 'boolean', describe: 'also every .drv in their closure' }),
   handler: (argv) =>

@@ -10,7 +10,8 @@ import {
   queryRequisites,
   resolveStorePath,
 } from '../query.js';
-import { defineCommand, exitState, out, pathsFrom, withStore } from './common.js';
+import { defineCommand, exitState, out, withStore } from './common.js';
+import { argPaths } from './stdin.js';
 
 const QUERIES = ['references', 'referrers', 'requisites', 'referrers-closure', 'deriver', 'hash', 'size', 'valid', 'print-invalid', 'outputs', 'graph'] as const;
 type Query = (typeof QUERIES)[number];
@@ -40,7 +41,7 @@ export const query = defineCommand<Args>({
     if (chosen.length > 1) throw new UsageError(`choose one query, not --${chosen.join(' and --')}`);
     const q = chosen[0];
     if (!q && !argv.json) throw new UsageError(`choose a query: --${QUERIES.join(', --')} (or --json for path info)`);
-    const args = await pathsFrom(argv.paths);
+    const args = await argPaths(argv.paths);
     await withStore(argv, (store) => {
       const db = store.db;
       const paths = args.map((a) => resolveStorePath(store.storeDir, a));

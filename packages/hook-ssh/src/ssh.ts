@@ -1,0 +1,203 @@
+// Running commands on a machine with the real OpenSSH client, over one shared master connection per machine.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Machine } from './machines.js';
+import type { HookSettings } from './settings.js';
+
+/** Where the hook keeps its ssh files: control sockets, pinned known_hosts, ssh's own logs. */
+export function sshDir(stateDir: string): string {
+  return path.join(stateDir, 'hook-ssh');
+}
+
+// A Unix socket path must fit in sun_path (108 bytes on Linux), and ssh first binds the
+// name plus a 17-byte temporary suffix; a deep state dir falls back to a private dir under /tmp.
+const MAX_SOCKET_PATH = 107;
+const SOCKET_NAME = 20;
+
+function controlDir(stateDir: string): string {
+  const dir = path.join(sshDir(stateDir), 'ctl');
+  if (dir.length + 1 + SOCKET_NAME + 17 <= MAX_SOCKET_PATH) return dir;
+  const short = path.join(os.tmpdir(), `drover-ssh-${process.getuid?.() ?? 0}`, createHash('sha256').update(stateDir).digest('hex').slice(0, 12));
+  return short;
+}
+
+function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.statSync(dir);
+  if (process.getuid && st.uid !== process.getuid()) throw new Error(`ssh control directory '${dir}' belongs to another user`);
+}
+
+/**
+ * The control socket of a machine. Its name covers everything that decides whom the master
+ * talks to and how it authenticated (user, host, port, key, pinned host key, extra options),
+ * so a changed machines line never reuses a master made under the old one.
+ */
+export function controlPath(stateDir: string, m: Machine, s: HookSettings): string {
+  const h = createHash('sha256')
+    .update(JSON.stringify([m.sshHost, m.port ?? 22, m.sshKey ?? '', m.hostKey ?? '', s.sshOpts]))
+    .digest('hex')
+    .slice(0, SOCKET_NAME);
+  return path.join(controlDir(stateDir), h);
+}
+
+/** known_hosts holding only the pinned key, under an alias so the port needs no brackets. */
+function pinnedKnownHosts(stateDir: string, m: Machine): { file: string; alias: string } {
+  const alias = `drover-${m.id}`;
+  const dir = path.join(sshDir(stateDir), 'known_hosts');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, m.id);
+  const want = `${alias} ${m.hostKey}\n`;
+  let have = '';
+  try {
+    have = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* first use */
+  }
+  if (have !== want) {
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, want, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+  return { file, alias };
+}
+
+/** ssh's arguments up to (and including) the destination; the remote command follows. */
+export function sshArgs(stateDir: string, m: Machine, s: HookSettings, opts: { logFile?: string; shared?: boolean } = {}): string[] {
+  const a: string[] = [];
+  const o = (kv: string) => a.push('-o', kv);
+  if (opts.shared !== false) {
+    const cp = controlPath(stateDir, m, s);
+    ensurePrivateDir(path.dirname(cp));
+    o('ControlMaster=auto');
+    o(`ControlPath=${cp}`);
+    o(`ControlPersist=${Math.round(s.controlPersist)}`);
+  } else {
+    o('ControlMaster=no');
+    o('ControlPath=none');
+  }
+  o('BatchMode=yes');
+  o(`ConnectTimeout=${Math.max(1, Math.round(s.connectTimeout))}`);
+  o(`ServerAliveInterval=${Math.max(1, Math.round(s.aliveInterval))}`);
+  o(`ServerAliveCountMax=${s.aliveCount}`);
+  o('ForwardAgent=no');
+  o('ForwardX11=no');
+  o('ClearAllForwardings=yes');
+  o('RequestTTY=no');
+  if (m.sshKey) {
+    a.push('-i', m.sshKey);
+    o('IdentitiesOnly=yes');
+  }
+  if (m.hostKey) {
+    const kh = pinnedKnownHosts(stateDir, m);
+    o(`UserKnownHostsFile=${kh.file}`);
+    o('GlobalKnownHostsFile=/dev/null');
+    o(`HostKeyAlias=${kh.alias}`);
+    o('StrictHostKeyChecking=yes');
+    o('UpdateHostKeys=no');
+  }
+  if (m.port !== undefined) a.push('-p', String(m.port));
+  if (opts.logFile) a.push('-E', opts.logFile);
+  a.push(...s.sshOpts);
+  a.push('--', m.sshHost);
+  return a;
+}
+
+/** A file for ssh's own messages (-E), so they never mix with what the remote prints. */
+export function sshLogFile(stateDir: string): string {
+  const dir = path.join(sshDir(stateDir), 'logs');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return path.join(dir, `${process.pid}-${randomBytes(4).toString('hex')}.log`);
+}
+
+/** ssh's own messages from its -E log, trimmed, and the file removed. */
+export function takeSshLog(file: string): string {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+    fs.rmSync(file, { force: true });
+  } catch {
+    /* ssh never wrote it */
+  }
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^Warning: Permanently added/.test(l))
+    .join('; ');
+}
+
+export interface SshProcess {
+  child: ChildProcess;
+  logFile: string;
+  /** Resolves with ssh's exit code (255: ssh itself failed) or the signal that ended it, and ssh's own messages. */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; sshError: string }>;
+}
+
+/** Starts `ssh … -- HOST COMMAND`. The remote command is one string for the remote shell. */
+export function startSsh(stateDir: string, m: Machine, s: HookSettings, command: string, stdio: StdioOptions, opts: { shared?: boolean } = {}): SshProcess {
+  const logFile = sshLogFile(stateDir);
+  const child = spawn('ssh', [...sshArgs(stateDir, m, s, { logFile, shared: opts.shared }), command], { stdio });
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; sshError: string }>((resolve) => {
+    let spawnError = '';
+    child.once('error', (e) => {
+      spawnError = `cannot run ssh: ${e.message}`;
+    });
+    child.once('close', (code, signal) => {
+      const msg = takeSshLog(logFile);
+      resolve({ code: spawnError ? 255 : code, signal, sshError: spawnError || msg });
+    });
+  });
+  return { child, logFile, done };
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  sshError: string;
+  /** True when the hook killed ssh for taking longer than the limit. */
+  timedOut: boolean;
+}
+
+/**
+ * Runs a short remote command, feeding `input` and collecting its output (bounded), killing
+ * ssh when it takes longer than `timeoutMs` (a machine that accepts but never answers).
+ */
+export async function runSsh(
+  stateDir: string,
+  m: Machine,
+  s: HookSettings,
+  command: string,
+  opts: { input?: string; timeoutMs: number; shared?: boolean; maxOutput?: number },
+): Promise<RunResult> {
+  const p = startSsh(stateDir, m, s, command, ['pipe', 'pipe', 'pipe'], { shared: opts.shared });
+  const max = opts.maxOutput ?? 16 * 1024 * 1024;
+  let stdout = '';
+  let stderr = '';
+  p.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    if (stdout.length < max) stdout += d;
+  });
+  p.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 65536) stderr += d;
+  });
+  p.child.stdin!.on('error', () => {
+    /* the remote may exit before reading all input; its exit status tells */
+  });
+  p.child.stdin!.end(opts.input ?? '');
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    p.child.kill('SIGKILL');
+  }, opts.timeoutMs);
+  const r = await p.done;
+  clearTimeout(timer);
+  return { ...r, stdout, stderr, timedOut };
+}
+
+/** Quotes a word for a POSIX shell. */
+export function sq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,135 @@
+// Tests for the validity DB: registration invariants, closure queries, batch commits, FailedPaths.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Store } from './store.js';
+import { RegistrationError, type ValidPathInfo } from './db.js';
+import { hashBytes, toBase32 } from './hash.js';
+import { hashPath } from './nar.js';
+import { dotGraph, queryReferences, queryReferrers, queryReferrersClosure, queryRequisites, InvalidPathError } from './query.js';
+import { addFailedPath, clearFailedPaths, isFailedPath, listFailedPaths } from './failed-paths.js';
+import { tempStore } from './testing.js';
+
+function setup(t: { after(fn: () => void): void }) {
+  const s = tempStore('drover-db-');
+  const store = new Store({ storeDir: s.storeDir, stateDir: s.stateDir });
+  t.after(() => {
+    store.close();
+    s.cleanup();
+  });
+  fs.mkdirSync(s.storeDir, { recursive: true });
+  /** Writes a file at a made-up store path and returns its registration. */
+  const make = (name: string, references: string[] = [], deriver?: string): ValidPathInfo => {
+    const p = `${s.storeDir}/${toBase32(hashBytes('sha256', name).bytes.subarray(0, 20))}-${name}`;
+    fs.writeFileSync(p, `${name} ${references.join(' ')}\n`);
+    const { hash, size } = hashPath(p);
+    return { path: p, narHash: hash, narSize: size, references, deriver };
+  };
+  return { s, store, db: store.db, make };
+}
+
+test('a batch registers whole, references resolved inside it; queries see Nix-shaped results', (t) => {
+  const { db, make } = setup(t);
+  const libc = make('libc');
+  const lib = make('lib', [libc.path]);
+  const app = make('app', [lib.path, libc.path]);
+  db.registerValidPaths([app, lib, libc]);
+  assert.ok(db.isValid(app.path));
+  const info = db.queryPathInfo(app.path)!;
+  assert.deepEqual(info.references, [lib.path, libc.path].sort());
+  assert.equal(info.narHash.hex, app.narHash.hex);
+  // References before referrers, whatever the hashes' order.
+  const req = queryRequisites(db, [app.path]);
+  assert.ok(req.indexOf(libc.path) < req.indexOf(lib.path) && req.indexOf(lib.path) < req.indexOf(app.path));
+  assert.deepEqual(new Set(queryReferrersClosure(db, [libc.path])), new Set([libc.path, lib.path, app.path]));
+  assert.deepEqual(new Set(queryReferrers(db, [libc.path])), new Set([lib.path, app.path]));
+  assert.deepEqual(new Set(queryReferences(db, [app.path])), new Set([lib.path, libc.path]));
+  assert.equal(dotGraph(db, [app.path]).filter((l) => l.includes(' -> ')).length, 3);
+  assert.throws(() => queryRequisites(db, [`${path.dirname(app.path)}/${'0'.repeat(32)}-nope`]), InvalidPathError);
+});
+
+test('a dangling reference, a missing path, a foreign path or a cycle registers nothing', (t) => {
+  const { s, db, make } = setup(t);
+  const a = make('a');
+  const ghost = `${s.storeDir}/${'1'.repeat(32)}-ghost`;
+  const bad: [ValidPathInfo[], RegExp][] = [
+    [[a, { ...make('b'), references: [ghost] }], /its reference '.*-ghost' is not valid and not in the batch/],
+    [[a, { ...make('c'), path: ghost }], /'.*-ghost': it does not exist on disk/],
+    [[a, { ...make('d'), path: '/elsewhere/' + '2'.repeat(32) + '-x' }], /path: path '\/elsewhere\/.*' is not in the store dir/],
+    [[a, { ...make('e'), references: ['/elsewhere/x'] }], /reference of .* is not in the store dir/],
+  ];
+  for (const [batch, re] of bad) {
+    assert.throws(() => db.registerValidPaths(batch), (e: unknown) => e instanceof RegistrationError && e.exitCode === 2 && re.test(e.message), re.source);
+    assert.equal(db.countValidPaths(), 0);
+  }
+  const x = make('x');
+  const y = make('y', [x.path]);
+  x.references = [y.path];
+  assert.throws(() => db.registerValidPaths([x, y]), /cycle detected/);
+  assert.equal(db.countValidPaths(), 0);
+});
+
+test('re-registering updates hash and size and keeps one row', (t) => {
+  const { db, make } = setup(t);
+  const a = make('a');
+  db.registerValidPaths([a]);
+  db.registerValidPaths([{ ...a, narSize: 999 }]);
+  assert.equal(db.countValidPaths(), 1);
+  assert.equal(db.queryPathInfo(a.path)!.narSize, 999);
+});
+
+test('a 20k-path chain: one transaction, and requisites walk it in one query', (t) => {
+  const { db, make } = setup(t);
+  const infos: ValidPathInfo[] = [];
+  for (let i = 0; i < 20_000; i++) infos.push(make(`c${i}`, i > 0 ? [infos[i - 1]!.path] : []));
+  db.registerValidPaths(infos);
+  const req = queryRequisites(db, [infos[infos.length - 1]!.path]);
+  assert.equal(req.length, 20_000);
+  assert.equal(req[0], infos[0]!.path);
+  assert.equal(req[19_999], infos[19_999]!.path);
+});
+
+test('commitPaths moves a batch into place under locks, registers once, and drops copies of valid paths', async (t) => {
+  const { s, store, db, make } = setup(t);
+  const a = make('a');
+  db.registerValidPaths([a]);
+  const items = ['n1', 'n2'].map((name) => {
+    const info = make(name, [a.path]);
+    const tmp = store.tempPath();
+    fs.renameSync(info.path, tmp);
+    return { tmp, info };
+  });
+  const dupTmp = store.tempPath();
+  fs.writeFileSync(dupTmp, 'whatever');
+  const added = await store.commitPaths([...items, { tmp: dupTmp, info: a }]);
+  assert.deepEqual(added.sort(), items.map((i) => i.info.path).sort());
+  for (const i of items) assert.ok(db.isValid(i.info.path) && fs.existsSync(i.info.path));
+  const left = fs.readdirSync(s.storeDir).filter((n) => n.startsWith('.') || n.endsWith('.lock'));
+  assert.deepEqual(left, [], 'no temp copies or lock files are left');
+});
+
+test('stale temps of dead processes are cleaned, live ones kept', (t) => {
+  const { s, store } = setup(t);
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+  fs.mkdirSync(path.join(s.storeDir, `.drover-tmp-${dead}-abc`));
+  const mine = store.tempPath();
+  fs.writeFileSync(mine, 'x');
+  assert.equal(store.cleanStaleTemps(), 1);
+  assert.ok(fs.existsSync(mine));
+});
+
+test('FailedPaths lives in the same DB, beside Nix tables', (t) => {
+  const { s, db } = setup(t);
+  const p = `${s.storeDir}/${'3'.repeat(32)}-broken`;
+  assert.equal(isFailedPath(db, p), false);
+  addFailedPath(db, p);
+  addFailedPath(db, p + '2');
+  assert.equal(isFailedPath(db, p), true);
+  assert.deepEqual(listFailedPaths(db).map((f) => f.path), [p, p + '2']);
+  assert.equal(clearFailedPaths(db, [p]), 1);
+  assert.equal(clearFailedPaths(db), 1);
+  assert.deepEqual(listFailedPaths(db), []);
+  assert.equal(fs.readFileSync(path.join(s.stateDir, 'db', 'schema'), 'utf8'), '10');
+});

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { BuildLog, TraceEvent } from './events.js';
+import { parseTrace } from './index.js';
+import { finalStates, fixture, name } from './testing.js';
+
+const logOf = (events: TraceEvent[], drvName: string): string =>
+  events.filter((e): e is BuildLog => e.type === 'build-log' && e.drv !== null && name(e.drv) === drvName).map((e) => e.text).join('');
+
+test('real Nix 2.8 with --keep-going: every derivation gets its right final state', () => {
+  const { events, warnings, passthrough } = parseTrace(fixture('nix-2.8-json-keep-going.trace'));
+  assert.deepEqual(warnings, []);
+  assert.equal(passthrough.length, 0);
+  assert.deepEqual(finalStates(events), {
+    'bad-hash-1': 'hash-mismatch',
+    'alpha-1.0': 'ok',
+    'beta-2.1': 'ok',
+    'broken-0.3': 'builder',
+    'needs-broken-1.0': 'dependency',
+    'slow-5': 'ok',
+    'top-1': 'dependency',
+  });
+  const broken = events.find((e) => e.type === 'build-failed' && name(e.drv) === 'broken-0.3');
+  assert.ok(broken && broken.type === 'build-failed');
+  assert.equal(broken.status, 3);
+  assert.match(broken.message!, /^builder for '.*broken-0\.3\.drv' failed with exit code 3$/);
+  assert.equal(events.filter((e) => e.type === 'build-queued').length, 7);
+});
+
+test('real Nix 2.8 without --keep-going: the stopped build is interrupted, the rest never started', () => {
+  const { events, warnings } = parseTrace(fixture('nix-2.8-json.trace'));
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(finalStates(events), {
+    'bad-hash-1': 'hash-mismatch',
+    'slow-5': 'interrupted',
+    'top-1': 'dependency',
+    'alpha-1.0': 'cancelled',
+    'beta-2.1': 'cancelled',
+    'broken-0.3': 'cancelled',
+    'needs-broken-1.0': 'cancelled',
+  });
+});
+
+test('build log lines of real Nix are attributed to their derivation, escapes and UTF-8 intact', () => {
+  const { events } = parseTrace(fixture('nix-2.8-json-keep-going.trace'));
+  assert.equal(logOf(events, 'alpha-1.0'),
+    'building alpha\nunicode: héllo ✓ — done\na line with "quotes" and a \backslash\ncolour: \x1b[1;32mgreen\x1b[0m\n');
+  assert.equal(logOf(events, 'broken-0.3'), "compiling broken...\nbroken.c:1: error: expected ';'\nmake: *** [all] Error 1\n");
+  assert.equal(logOf(events, 'slow-5'), 'slow starts\nslow ends\n');
+});
+
+const big = (n: bigint): string => String(n);
+const A = 9007199254740993n; // 2^53 + 1: a double cannot tell it from 2^53
+const B = 9007199254740992n;
+
+test('activity ids beyond 2^53 stay exact and distinct', () => {
+  const trace = [
+    `@nix {"action":"start","fields":["/s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-one.drv","",1,1],"id":${big(A)},"level":3,"parent":0,"text":"building","type":105}`,
+    `@nix {"action":"start","fields":["/s/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-two.drv","",1,1],"id":${big(B)},"level":3,"parent":0,"text":"building","type":105}`,
+    `@nix {"action":"result","fields":["from one"],"id":${big(A)},"type":101}`,
+    `@nix {"action":"result","fields":["from two \\u001b[0m"],"id":${big(B)},"type":101}`,
+    `@nix {"action":"result","fields":["from one, escaped \\"q\\""],"id":${big(A)},"type":101}`,
+    `@nix {"action":"stop","id":${big(A)}}`,
+    `@nix {"action":"stop","id":${big(B)}}`,
+  ].join('\n') + '\n';
+  const { events } = parseTrace(trace);
+  assert.equal(logOf(events, 'one'), 'from one\nfrom one, escaped "q"\n');
+  assert.equal(logOf(events, 'two'), 'from two \x1b[0m\n');
+  const started = events.filter((e) => e.type === 'build-started').map((e) => e.activity);
+  assert.deepEqual(started, [String(A), String(B)]);
+  assert.deepEqual(finalStates(events), { one: 'ok', two: 'ok' });
+});
+
+test('parents: a download belongs to its substitution, a child activity logs into its build', () => {
+  const trace = [
+    '@nix {"action":"start","fields":["/s/cccccccccccccccccccccccccccccccc-lib-2","https://cache.example"],"id":10,"level":4,"parent":0,"text":"copying","type":108}',
+    '@nix {"action":"start","fields":["https://cache.example/nar/x.nar.xz"],"id":11,"level":4,"parent":10,"text":"downloading","type":101}',
+    '@nix {"action":"result","fields":[500,1000,0,0],"id":11,"type":105}',
+    '@nix {"action":"stop","id":11}',
+    '@nix {"action":"stop","id":10}',
+    '@nix {"action":"start","fields":["/s/dddddddddddddddddddddddddddddddd-app.drv","builder.example",1,1],"id":20,"level":3,"parent":0,"text":"building","type":105}',
+    '@nix {"action":"start","id":21,"level":3,"parent":20,"text":"running post-build-hook","type":110}',
+    '@nix {"action":"result","fields":["hook says hi"],"id":21,"type":107}',
+    '@nix {"action":"result","fields":["buildPhase"],"id":20,"type":104}',
+  ].join('\n') + '\n';
+  const { events } = parseTrace(trace);
+  const types = events.map((e) => e.type);
+  assert.deepEqual(types.slice(0, 4), ['substitute-started', 'download-started', 'download-progress', 'download-succeeded']);
+  const progress = events[2]!;
+  assert.ok(progress.type === 'download-progress');
+  assert.equal(progress.path, '/s/cccccccccccccccccccccccccccccccc-lib-2');
+  assert.equal(progress.url, 'https://cache.example/nar/x.nar.xz');
+  assert.deepEqual([progress.done, progress.expected], [500, 1000]);
+  assert.equal(events[4]!.type, 'substitute-succeeded');
+  const started = events.find((e) => e.type === 'build-started');
+  assert.ok(started?.type === 'build-started' && started.host === 'builder.example');
+  assert.equal(logOf(events, 'app'), 'hook says hi\n');
+  assert.ok(events.some((e) => e.type === 'build-phase' && e.phase === 'buildPhase'));
+  // The trace ends with the build still running: it did not finish.
+  assert.deepEqual(finalStates(events), { app: 'interrupted' });
+});
+
+test('unknown activity types, result codes and actions are kept as unknown events', () => {
+  const lines = [
+    '@nix {"action":"start","id":5,"level":3,"parent":0,"text":"something new","type":999,"fields":[1]}',
+    '@nix {"action":"result","fields":["x"],"id":5,"type":4242}',
+    '@nix {"action":"teleport","id":5}',
+  ];
+  const { events, warnings } = parseTrace(lines.join('\n') + '\n');
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(events.map((e) => [e.type, e.type === 'unknown' ? e.raw : '']), lines.map((l) => ['unknown', l]));
+});
+
+test('Nix error messages that name a derivation become failures with the right cause', () => {
+  const msg = (text: string, level = 0): string => `@nix ${JSON.stringify({ action: 'msg', level, msg: text })}`;
+  const d = (n: string): string => `/s/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-${n}.drv`;
+  const { events } = parseTrace([
+    msg(`error: builder for '${d('a')}' failed due to signal 9 (Killed)`),
+    msg(`error: building of '${d('b')}' timed out after 10 seconds`),
+    msg(`error: a 'riscv64-linux' with features {} is required to build '${d('c')}', but I am a 'x86_64-linux' with features {}`),
+    msg(`error: cannot build derivation '${d('d')}': 2 dependencies couldn't be built`),
+    msg('warning: something else', 1),
+  ].join('\n') + '\n');
+  assert.deepEqual(finalStates(events), { a: 'builder', b: 'timeout', c: 'unsupported', d: 'dependency' });
+  assert.ok(events.some((e) => e.type === 'message' && e.level === 'warn' && e.text === 'warning: something else'));
+});

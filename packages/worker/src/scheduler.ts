@@ -1,0 +1,678 @@
+// The scheduler (Nix 0.16's Worker): goals for derivations, local slots, the build hook,
+// output locks, registration, failures and the exit status. One event loop, no threads:
+// builders and hooks are processes, and everything else here is short and synchronous.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { removeTree, tryLock, lock, type FileLock, type Store, type ValidPathInfo } from '@drover/store';
+import { buildOrder, loadGoals, type Goal, type GoalGraph } from './goals.js';
+import { LinePrefixer, LogDir, tailLines } from './build-log.js';
+import { LocalBuild, type SandboxSetup } from './local-build.js';
+import { HookError, HookInstance } from './hook-client.js';
+import { finishOutput } from './outputs.js';
+import { Registrar } from './registrar.js';
+import { defaultSandboxPaths, probeBwrap, writeSandboxEtc, type SandboxMode, type SandboxPath } from './sandbox.js';
+import { canBuildSystem, missingFeatures } from './system.js';
+import { exitStatusOf, isPermanent, toFailure, BuildStepError, type BuildFailure } from './failure.js';
+import { buildFailedLine, buildStartedLine, buildSucceededLine, hookFailedLine } from './trace-lines.js';
+import { validSubset } from './validity.js';
+import { failedSubset, recordFailedPaths } from './failed-paths.js';
+
+export interface BuildOptions {
+  /** Local build slots; 0 = only via the hook (and preferLocalBuild when nothing else runs). */
+  maxJobs: number;
+  keepGoing: boolean;
+  dryRun: boolean;
+  /** Seconds without log output before a build is killed; 0 = never. */
+  maxSilentTime: number;
+  /** Seconds a build may take; 0 = no limit. */
+  timeout: number;
+  /** Hook program and leading arguments; undefined = build locally. */
+  buildHook: readonly string[] | undefined;
+  hookReplyTimeout: number;
+  printBuildTrace: boolean;
+  printBuildLogs: boolean;
+  sandbox: SandboxMode;
+  /** Replaces the default sandbox paths when given. */
+  sandboxPaths: readonly SandboxPath[] | undefined;
+  extraSandboxPaths: readonly SandboxPath[];
+  cacheFailures: boolean;
+  cores: number;
+  keepFailed: boolean;
+  thisSystem: string;
+  systemFeatures: readonly string[];
+  /** How long a postponed derivation waits when no job finishes first. */
+  postponeDelayMs: number;
+  /** How long finished outputs wait to be registered together. */
+  registerDelayMs: number;
+  /** The user's stderr. */
+  stderr: (s: string) => void;
+}
+
+export interface BuildResult {
+  /** Output paths of the requested derivations that were built or valid, in request order. */
+  outputs: string[];
+  failures: { drvPath: string; failure: BuildFailure }[];
+  /** Requested derivations that could not be built because an input failed. */
+  blocked: string[];
+  exitCode: number;
+  /** For --dry-run: what would be built, and the requested outputs already valid. */
+  wouldBuild?: string[];
+  alreadyValid?: string[];
+}
+
+type Job = { goal: Goal; kill: () => void };
+
+export class Scheduler {
+  private graph!: GoalGraph;
+  private readonly ready: Goal[] = [];
+  private readonly postponed: Goal[] = [];
+  private readonly slotWait: Goal[] = [];
+  private readonly jobs = new Set<Job>();
+  private localRunning = 0;
+  private lockWaits = 0;
+  private hook: HookInstance | undefined;
+  private hookBusy = false;
+  private postponeTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private fatal: unknown;
+  private readonly failures: { drvPath: string; failure: BuildFailure }[] = [];
+  private readonly logs: LogDir;
+  private readonly registrar: Registrar;
+  /** References of paths this run knows (built here or read from the DB once). */
+  private readonly refs = new Map<string, readonly string[]>();
+  private sandbox: SandboxSetup | undefined | null = null;
+  private sandboxEtc: string | undefined;
+  private finish: (() => void) | undefined;
+  private pumping = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: BuildOptions,
+  ) {
+    this.logs = new LogDir(store.stateDir);
+    this.registrar = new Registrar(store, {
+      delayMs: opts.registerDelayMs,
+      onError: (e) => this.die(e),
+    });
+  }
+
+  /** Realises `drvPaths`; resolves with the outputs, failures and exit status. */
+  async run(drvPaths: readonly string[]): Promise<BuildResult> {
+    this.graph = loadGoals(this.store, drvPaths);
+    const todo = buildOrder(this.graph);
+    if (this.opts.dryRun) return this.dryRun(todo);
+    if (this.opts.cacheFailures) this.failCached(todo);
+    for (const g of todo) if (g.state === 'waiting' && g.waitingFor === 0) this.enqueue(g);
+    const done = new Promise<void>((resolve) => (this.finish = resolve));
+    this.pump();
+    await done;
+    try {
+      await this.registrar.flush();
+    } catch (e) {
+      this.fatal ??= e;
+    }
+    await this.hook?.close();
+    this.cleanupSandbox();
+    if (this.fatal) throw this.fatal;
+    return this.result();
+  }
+
+  /** Stops everything (Ctrl-C, SIGTERM): builders and hooks are killed, nothing more starts. */
+  interrupt(): void {
+    this.stop();
+  }
+
+  private dryRun(todo: Goal[]): BuildResult {
+    const alreadyValid: string[] = [];
+    for (const g of this.graph.top) if (g.state === 'valid') alreadyValid.push(...Object.values(g.outputs));
+    return { outputs: [], failures: [], blocked: [], exitCode: 0, wouldBuild: todo.map((g) => g.drvPath), alreadyValid };
+  }
+
+  private failCached(todo: Goal[]): void {
+    const outs = todo.flatMap((g) => Object.values(g.outputs));
+    const failed = failedSubset(this.store, outs);
+    if (failed.size === 0) return;
+    for (const g of todo) {
+      const f = Object.values(g.outputs).find((o) => failed.has(o));
+      if (f) this.fail(g, { kind: 'cached', status: 0, message: `build of '${g.drvPath}' failed before (cached failure of '${f}'; drover-store failed --clear forgets it)` });
+    }
+  }
+
+  private result(): BuildResult {
+    const outputs: string[] = [];
+    const blocked: string[] = [];
+    for (const g of this.graph.top) {
+      if (g.state === 'valid' || g.state === 'built') outputs.push(...Object.values(g.outputs));
+      else if (g.failedInput) blocked.push(g.drvPath);
+    }
+    const failures = this.failures;
+    let exitCode = exitStatusOf(failures.map((f) => f.failure));
+    // Interrupted or stopped with work left undone and no failure to show for it.
+    if (exitCode === 0 && this.graph.top.some((g) => g.state !== 'valid' && g.state !== 'built')) exitCode = 1;
+    return { outputs, failures, blocked, exitCode };
+  }
+
+  // ---- the queue ---------------------------------------------------------------------
+
+  private enqueue(g: Goal, front = false): void {
+    g.state = 'ready';
+    if (front) this.ready.unshift(g);
+    else this.ready.push(g);
+  }
+
+  private useHook(g: Goal): boolean {
+    return this.opts.buildHook !== undefined && !(g.preferLocal && this.canBuildLocally(g));
+  }
+
+  private canBuildLocally(g: Goal): boolean {
+    return canBuildSystem(g.drv.system, this.opts.thisSystem) && missingFeatures(g.features, this.opts.systemFeatures).length === 0;
+  }
+
+  private slotFree(g: Goal): boolean {
+    return this.localRunning < this.opts.maxJobs || (g.preferLocal && this.localRunning === 0);
+  }
+
+  /** Starts whatever can start now. Re-entrant calls are folded into the running one. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      let head = 0;
+      while (!this.stopping && head < this.ready.length) {
+        const g = this.ready[head]!;
+        if (this.useHook(g)) {
+          if (this.hookBusy) break;
+        } else if (!this.canBuildLocally(g)) {
+          head++;
+          this.fail(g, this.unsupported(g, false));
+          continue;
+        } else if (this.opts.maxJobs === 0 && this.opts.buildHook === undefined && !g.preferLocal) {
+          head++;
+          this.fail(g, {
+            kind: 'system',
+            status: 0,
+            message: `cannot build '${g.drvPath}': --max-jobs is 0 and there is no build hook; raise --max-jobs or give --build-hook`,
+          });
+          continue;
+        } else if (!this.slotFree(g)) {
+          break;
+        }
+        head++;
+        if (!this.lockOutputs(g)) continue;
+        if (this.useHook(g)) void this.askHook(g);
+        else this.startLocal(g);
+      }
+      this.ready.splice(0, head);
+    } finally {
+      this.pumping = false;
+    }
+    this.checkDone();
+  }
+
+  private checkDone(): void {
+    if (!this.finish) return;
+    if (this.jobs.size > 0 || this.hookBusy || this.lockWaits > 0) return;
+    if (!this.stopping && (this.ready.length > 0 || this.postponed.length > 0 || this.slotWait.length > 0)) return;
+    if (!this.stopping) {
+      // Nothing runs and nothing waits: any goal still open waits for an input that never
+      // comes, which only a dependency cycle among hand-made .drv files can cause.
+      const stuck = [...this.graph.goals.values()].filter((g) => g.state === 'waiting');
+      for (const g of stuck) this.fail(g, { kind: 'system', status: 0, message: `derivation '${g.drvPath}' waits for inputs that cannot be built (a dependency cycle?)` });
+    }
+    clearTimeout(this.postponeTimer);
+    const f = this.finish;
+    this.finish = undefined;
+    f();
+  }
+
+  // ---- output locks --------------------------------------------------------------------
+
+  /**
+   * Takes the output locks of `g`. When another process holds one, waits for it in the
+   * background and returns false; the goal comes back to the queue when it is free. With
+   * the locks held, outputs that became valid meanwhile end the goal, and stale invalid
+   * outputs on disk are removed.
+   */
+  private lockOutputs(g: Goal): boolean {
+    const taken: FileLock[] = [];
+    for (const p of Object.values(g.outputs)) {
+      const l = tryLock(`${p}.lock`);
+      if (!l) {
+        for (const t of taken) t.release({ unlink: true });
+        this.waitForLock(g, `${p}.lock`);
+        return false;
+      }
+      taken.push(l);
+    }
+    g.locks = taken;
+    const outs = Object.values(g.outputs);
+    const valid = validSubset(this.store, outs);
+    if (valid.size === outs.length) {
+      this.releaseLocks(g);
+      this.built(g, false);
+      return false;
+    }
+    if (valid.size > 0) {
+      this.releaseLocks(g);
+      this.fail(g, { kind: 'system', status: 0, message: `derivation '${g.drvPath}' is blocked: some of its outputs became valid and others did not` });
+      return false;
+    }
+    for (const p of outs) {
+      try {
+        removeTree(p);
+      } catch (e) {
+        this.releaseLocks(g);
+        this.fail(g, { kind: 'system', status: 0, message: `cannot remove the stale output '${p}': ${(e as Error).message}` });
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private waitForLock(g: Goal, file: string): void {
+    g.state = 'locking';
+    this.lockWaits++;
+    this.opts.stderr(`waiting for the lock on '${file}' (another process is building '${g.drvPath}')\n`);
+    void lock(file)
+      .then((l) => l.release())
+      .catch(() => {})
+      .finally(() => {
+        this.lockWaits--;
+        if (this.stopping) {
+          this.checkDone();
+          return;
+        }
+        this.enqueue(g, true);
+        this.pump();
+      });
+  }
+
+  private releaseLocks(g: Goal): void {
+    // Unlinking is safe: a waiter that opened the old file notices and retries.
+    for (const l of g.locks) l.release({ unlink: true });
+    g.locks = [];
+  }
+
+  // ---- the hook --------------------------------------------------------------------------
+
+  private getHook(): HookInstance {
+    if (this.hook && (this.hook.child.exitCode !== null || this.hook.child.signalCode !== null)) this.hook = undefined;
+    this.hook ??= new HookInstance({
+      command: this.opts.buildHook!,
+      thisSystem: this.opts.thisSystem,
+      maxSilentTime: this.opts.maxSilentTime,
+      printBuildTrace: this.opts.printBuildTrace,
+      replyTimeout: this.opts.hookReplyTimeout,
+      env: { ...process.env, DROVER_STORE_DIR: this.store.storeDir, DROVER_STATE_DIR: this.store.stateDir },
+      stderr: this.opts.stderr,
+    });
+    return this.hook;
+  }
+
+  private async askHook(g: Goal): Promise<void> {
+    g.state = 'asking';
+    this.hookBusy = true;
+    const hook = this.getHook();
+    const amWilling = this.localRunning < this.opts.maxJobs && this.canBuildLocally(g);
+    let reply;
+    try {
+      reply = await hook.request({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
+    } catch (e) {
+      this.hookBusy = false;
+      hook.kill();
+      if (this.hook === hook) this.hook = undefined;
+      this.releaseLocks(g);
+      const he = e instanceof HookError ? e : new HookError((e as Error).message, 0);
+      this.fail(g, { kind: 'hook', status: he.status, message: `build hook failed for '${g.drvPath}': ${he.message}` });
+      this.pump();
+      return;
+    }
+    this.hookBusy = false;
+    if (this.stopping) {
+      this.releaseLocks(g);
+      this.checkDone();
+      return;
+    }
+    if (reply === 'accept') {
+      // This hook process now belongs to this build; the next request gets a fresh one.
+      this.hook = undefined;
+      void this.runRemote(g, hook);
+    } else if (reply === 'postpone') {
+      this.releaseLocks(g);
+      g.state = 'postponed';
+      this.postponed.push(g);
+      this.postponeTimer ??= setTimeout(() => this.wakePostponed(), this.opts.postponeDelayMs);
+    } else if (!this.canBuildLocally(g)) {
+      this.releaseLocks(g);
+      this.fail(g, this.unsupported(g, true));
+    } else if (this.slotFree(g)) {
+      this.startLocal(g);
+    } else {
+      this.releaseLocks(g);
+      g.state = 'slot-wait';
+      this.slotWait.push(g);
+    }
+    this.pump();
+  }
+
+  private wakePostponed(): void {
+    clearTimeout(this.postponeTimer);
+    this.postponeTimer = undefined;
+    for (const g of this.postponed.splice(0)) this.enqueue(g);
+    this.pump();
+  }
+
+  /** A job ended: postponed goals try again, and the first goal waiting for a slot gets it. */
+  private jobEnded(wasLocal: boolean): void {
+    if (this.postponed.length > 0) this.wakePostponed();
+    if (wasLocal) {
+      const g = this.slotWait.shift();
+      if (g) this.enqueue(g, true);
+    }
+    this.pump();
+  }
+
+  private unsupported(g: Goal, hookDeclined: boolean): BuildFailure {
+    const missing = missingFeatures(g.features, this.opts.systemFeatures);
+    const wantSystem = canBuildSystem(g.drv.system, this.opts.thisSystem) ? '' : `a '${g.drv.system}' machine`;
+    const wantFeatures = missing.length ? `the system features {${missing.join(', ')}}` : '';
+    const what = [wantSystem, wantFeatures].filter((x) => x).join(' with ');
+    const by = this.opts.buildHook === undefined ? 'and there is no build hook' : hookDeclined ? 'and the build hook declined it' : 'and no build hook takes it';
+    return {
+      kind: 'unsupported',
+      status: 0,
+      message: `cannot build '${g.drvPath}': it needs ${what}, but this is a '${this.opts.thisSystem}' machine with features {${this.opts.systemFeatures.join(', ')}} ${by}`,
+    };
+  }
+
+  private async runRemote(g: Goal, hook: HookInstance): Promise<void> {
+    g.state = 'building';
+    const job: Job = { goal: g, kill: () => hook.kill() };
+    this.jobs.add(job);
+    let logFd: number | undefined;
+    let timedOut: string | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      // The hook copies the inputs from the DB: whatever this run built must be valid first.
+      await this.registrar.flush();
+      const inputs = this.closureOf([...g.inputPaths, g.drvPath], true);
+      hook.sendPaths(inputs, Object.values(g.outputs));
+      const log = this.logs.open(g.drvPath);
+      logFd = log.fd;
+      this.trace(buildStartedLine(g.drvPath, g.mainOut, g.drv.system, log.file));
+      const prefixer = this.opts.printBuildLogs ? new LinePrefixer(`${g.name}> `, this.opts.stderr) : undefined;
+      let lastOutput = Date.now();
+      const fd = log.fd;
+      hook.log.on('data', (c: Buffer) => {
+        lastOutput = Date.now();
+        fs.writeSync(fd, c);
+        prefixer?.push(c);
+      });
+      const killFor = (why: string) => {
+        timedOut ??= why;
+        hook.kill();
+      };
+      if (this.opts.timeout > 0) timers.push(setTimeout(() => killFor(`timed out after ${this.opts.timeout} seconds`), this.opts.timeout * 1000));
+      if (this.opts.maxSilentTime > 0) {
+        const mst = this.opts.maxSilentTime;
+        timers.push(
+          setInterval(() => {
+            if (Date.now() - lastOutput >= mst * 1000) killFor(`timed out after ${mst} seconds of silence`);
+          }, Math.min(1000, mst * 250)),
+        );
+      }
+      const info = await hook.finished();
+      prefixer?.end();
+      for (const t of timers) clearTimeout(t);
+      fs.closeSync(fd);
+      logFd = undefined;
+      if (this.stopping) {
+        this.releaseLocks(g);
+        g.state = 'failed';
+        return;
+      }
+      if (timedOut) {
+        this.releaseLocks(g);
+        this.fail(g, { kind: 'timeout', status: info.status, message: `build of '${g.drvPath}' ${timedOut}` }, log.file);
+      } else if (info.status === 100) {
+        this.releaseLocks(g);
+        this.fail(g, { kind: 'builder', status: info.status, message: `remote build of '${g.drvPath}' failed (the hook exited with 100)` }, log.file);
+      } else if (info.status !== 0) {
+        this.releaseLocks(g);
+        this.fail(g, { kind: 'hook', status: info.status, message: `build hook failed for '${g.drvPath}' (${info.description})` }, log.file);
+      } else {
+        const outs = Object.values(g.outputs);
+        if (validSubset(this.store, outs).size === outs.length) {
+          // The hook registered them (by import): take them as they are.
+          this.releaseLocks(g);
+          this.built(g, true);
+        } else {
+          this.finishOutputs(g);
+        }
+      }
+    } catch (e) {
+      for (const t of timers) clearTimeout(t);
+      if (logFd !== undefined) fs.closeSync(logFd);
+      hook.kill();
+      this.releaseLocks(g);
+      if (!this.stopping) this.fail(g, { ...toFailure(e), kind: e instanceof BuildStepError ? e.kind : 'hook' });
+    } finally {
+      this.jobs.delete(job);
+      this.jobEnded(false);
+    }
+  }
+
+  // ---- local builds ---------------------------------------------------------------------
+
+  private sandboxSetup(): SandboxSetup | undefined {
+    if (this.sandbox !== null) return this.sandbox;
+    if (this.opts.sandbox === 'none') return (this.sandbox = undefined);
+    const probe = probeBwrap();
+    if (!probe.ok) {
+      if (this.opts.sandbox === 'bwrap') throw new BuildStepError('system', `--sandbox bwrap: ${probe.why}`);
+      this.opts.stderr(`drover-build: warning: building without a sandbox: ${probe.why}\n`);
+      return (this.sandbox = undefined);
+    }
+    this.sandboxEtc = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-sandbox-etc-'));
+    writeSandboxEtc(this.sandboxEtc);
+    const paths = [...(this.opts.sandboxPaths ?? defaultSandboxPaths()), ...this.opts.extraSandboxPaths];
+    return (this.sandbox = { bwrap: probe.bwrap, paths, etcDir: this.sandboxEtc });
+  }
+
+  private cleanupSandbox(): void {
+    if (this.sandboxEtc) fs.rmSync(this.sandboxEtc, { recursive: true, force: true });
+  }
+
+  private startLocal(g: Goal): void {
+    g.state = 'building';
+    this.localRunning++;
+    let build: LocalBuild;
+    let log: { file: string; fd: number };
+    try {
+      const sandbox = this.sandboxSetup();
+      log = this.logs.open(g.drvPath);
+      build = new LocalBuild({
+        drvPath: g.drvPath,
+        drv: g.drv,
+        name: g.name,
+        storeDir: this.store.storeDir,
+        outputs: g.outputs,
+        fixedOutput: g.fixed,
+        cores: this.opts.cores,
+        logFile: log.file,
+        logFd: log.fd,
+        printLogs: this.opts.printBuildLogs,
+        maxSilentTime: this.opts.maxSilentTime,
+        timeout: this.opts.timeout,
+        inputClosure: sandbox ? this.closureOf(g.inputPaths, false) : [],
+        sandbox,
+        inheritFds: sandbox ? [] : g.locks.map((l) => (l as unknown as { fd: number }).fd).filter((fd) => typeof fd === 'number'),
+        stderr: this.opts.stderr,
+      });
+    } catch (e) {
+      this.localRunning--;
+      this.releaseLocks(g);
+      this.fail(g, toFailure(e));
+      return;
+    }
+    this.trace(buildStartedLine(g.drvPath, g.mainOut, g.drv.system, log.file));
+    const job: Job = { goal: g, kill: () => build.kill() };
+    this.jobs.add(job);
+    void build.done.then((res) => {
+      // With -L the log fd is still written from the pipes until the builder's 'close'.
+      fs.closeSync(log.fd);
+      this.localRunning--;
+      this.jobs.delete(job);
+      let ok = false;
+      try {
+        if (this.stopping) {
+          this.releaseLocks(g);
+          g.state = 'failed';
+        } else if (res.timedOut) {
+          this.releaseLocks(g);
+          this.fail(g, { kind: 'timeout', status: res.status, message: `build of '${g.drvPath}' ${res.timedOut}` }, log.file);
+        } else if (res.status !== 0) {
+          this.releaseLocks(g);
+          this.fail(g, { kind: 'builder', status: res.status, message: `builder for '${g.drvPath}' failed with ${res.description}` }, log.file);
+        } else {
+          build.moveOutputs();
+          ok = this.finishOutputs(g);
+        }
+      } catch (e) {
+        this.releaseLocks(g);
+        this.fail(g, toFailure(e));
+      } finally {
+        try {
+          build.cleanup(this.opts.keepFailed && !ok);
+        } catch (e) {
+          this.opts.stderr(`drover-build: warning: cannot remove the build dir '${build.buildDir}': ${(e as Error).message}\n`);
+        }
+        if (this.opts.keepFailed && !ok) this.opts.stderr(`note: keeping the build dir '${build.buildDir}'\n`);
+      }
+      this.jobEnded(true);
+    });
+  }
+
+  // ---- after a build -----------------------------------------------------------------
+
+  /**
+   * The closure of `paths` (those built in this run from memory, the rest from the DB).
+   * With `fromDb`, everything is read from the DB (it must be flushed first).
+   */
+  private closureOf(paths: readonly string[], fromDb: boolean): string[] {
+    if (fromDb) return [...this.store.db.closure(paths).keys()].sort();
+    const seen = new Set<string>();
+    const stack = [...paths];
+    const unknown: string[] = [];
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (seen.has(p)) continue;
+      const r = this.refs.get(p);
+      if (r === undefined) {
+        unknown.push(p);
+        continue;
+      }
+      seen.add(p);
+      for (const x of r) if (!seen.has(x)) stack.push(x);
+    }
+    if (unknown.length > 0) {
+      for (const [p, r] of this.store.db.closure(unknown)) {
+        this.refs.set(p, r);
+        seen.add(p);
+      }
+      for (const p of unknown) if (!seen.has(p)) throw new BuildStepError('system', `input '${p}' is not valid in the store`);
+    }
+    return [...seen];
+  }
+
+  /** Canonicalises, hashes, scans and queues the outputs of `g` for registration. */
+  private finishOutputs(g: Goal): boolean {
+    let infos: ValidPathInfo[];
+    try {
+      const candidates = [...this.closureOf(g.inputPaths, false), ...Object.values(g.outputs)];
+      infos = Object.entries(g.drv.outputs).map(([name, o]) => finishOutput(g.drvPath, name, o, candidates));
+    } catch (e) {
+      this.releaseLocks(g);
+      this.fail(g, toFailure(e));
+      return false;
+    }
+    for (const i of infos) this.refs.set(i.path, i.references);
+    this.registrar.add(infos, g.locks);
+    g.locks = [];
+    this.built(g, true);
+    return true;
+  }
+
+  /** Outputs of `g` are complete: dependents may start. */
+  private built(g: Goal, traced: boolean): void {
+    g.state = 'built';
+    if (traced) this.trace(buildSucceededLine(g.drvPath, g.mainOut));
+    for (const d of g.dependents) {
+      if (d.state === 'waiting' && --d.waitingFor === 0) this.enqueue(d);
+    }
+  }
+
+  private fail(g: Goal, failure: BuildFailure, logFile?: string): void {
+    g.state = 'failed';
+    g.failure = failure;
+    this.failures.push({ drvPath: g.drvPath, failure });
+    const line = failure.kind === 'hook' ? hookFailedLine : buildFailedLine;
+    this.trace(line(g.drvPath, g.mainOut, failure.status, failure.message));
+    let msg = `drover-build: error: ${failure.message}`;
+    if (logFile) {
+      const tail = tailLines(logFile, 25);
+      if (tail.length > 0) msg += `;\n       last ${tail.length} log lines:\n${tail.map((l) => `       > ${l}`).join('\n')}`;
+      msg += `\n       full log: ${logFile}`;
+    }
+    this.opts.stderr(`${msg}\n`);
+    if (this.opts.cacheFailures && isPermanent(failure) && failure.kind !== 'cached' && failure.kind !== 'unsupported' && !g.fixed) {
+      try {
+        recordFailedPaths(this.store, Object.values(g.outputs));
+      } catch (e) {
+        this.opts.stderr(`drover-build: warning: cannot record the failure: ${(e as Error).message}\n`);
+      }
+    }
+    if (!this.opts.keepGoing) {
+      this.stop();
+      return;
+    }
+    this.blockDependents(g);
+  }
+
+  /** With -k: everything that needs `g` fails with it; independent branches go on. */
+  private blockDependents(g: Goal): void {
+    const stack = [...g.dependents];
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      if (d.state !== 'waiting') continue;
+      d.state = 'failed';
+      d.failedInput = g;
+      if (d.topLevel) this.opts.stderr(`drover-build: error: cannot build '${d.drvPath}': its input '${g.drvPath}' failed\n`);
+      stack.push(...d.dependents);
+    }
+  }
+
+  /** Without -k the first failure ends the run: running builds are killed, nothing starts. */
+  private stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const j of this.jobs) j.kill();
+    for (const g of [...this.ready, ...this.postponed, ...this.slotWait]) this.releaseLocks(g);
+    this.ready.length = 0;
+    this.postponed.length = 0;
+    this.slotWait.length = 0;
+    clearTimeout(this.postponeTimer);
+    // pump() ends with checkDone(); when called from inside pump, that call does it.
+    if (!this.pumping) this.checkDone();
+  }
+
+  private die(e: unknown): void {
+    this.fatal ??= e;
+    this.stop();
+  }
+
+  private trace(line: string): void {
+    if (this.opts.printBuildTrace) this.opts.stderr(line);
+  }
+}

@@ -1,0 +1,133 @@
+// Real Nix 2.8 and drover on the same store: each reads, verifies and exports what the other wrote.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { removeTree } from '@drover/store';
+import { tempStore } from '@drover/store/testing';
+import { drover, exportStream, makeChain, nixEnv, registrationText, writeOnDisk, fakeStorePath } from './validity-helpers.js';
+
+function nix(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: Buffer | string): { code: number | null; stdout: string; stderr: string; bytes: Buffer } {
+  const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, input: input ?? '', maxBuffer: 1 << 30 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), bytes: r.stdout };
+}
+
+function ok<T extends { code: number | null; stderr: string }>(r: T, what: string): T {
+  assert.equal(r.code, 0, `${what} failed: ${r.stderr}`);
+  return r;
+}
+
+/** Every query drover and Nix both answer, compared path by path. */
+function compareQueries(nenv: NodeJS.ProcessEnv, denv: NodeJS.ProcessEnv, paths: string[]): void {
+  for (const p of paths) {
+    for (const [nixFlag, droverFlag] of [
+      ['--references', '--references'],
+      ['--referrers', '--referrers'],
+      ['--requisites', '--requisites'],
+      ['--referrers-closure', '--referrers-closure'],
+      ['--hash', '--hash'],
+      ['--size', '--size'],
+      ['--deriver', '--deriver'],
+      ['--graph', '--graph'],
+      ...(p.endsWith('.drv') ? [['--outputs', '--outputs']] : []),
+    ]) {
+      const n = ok(nix(nenv, 'nix-store', ['-q', nixFlag!, p]), `nix-store -q ${nixFlag} ${p}`);
+      const d = ok(drover(denv, ['query', droverFlag!, p]), `drover-store query ${droverFlag} ${p}`);
+      assert.equal(d.stdout, n.stdout, `query ${droverFlag} ${p}`);
+    }
+  }
+}
+
+const NIX_EXPR = `
+let
+  dep = derivation { name = "dep"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo dep > $out"]; };
+  lib = derivation { name = "lib"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "/bin/mkdir -p $out/lib; echo \${dep} > $out/lib/x; /bin/ln -s \${dep} $out/dep"]; };
+in derivation {
+  name = "top"; system = builtins.currentSystem; builder = "/bin/sh"; outputs = ["out" "dev"];
+  args = ["-c" "/bin/mkdir $out; echo \${lib} > $out/uses-lib; echo \${dep} > $dev; printf '#!/bin/sh\\\\n' > $out/run; /bin/chmod +x $out/run"];
+}
+`;
+
+test('Nix reads a store drover wrote: verify is clean and queries agree', (t) => {
+  const s = tempStore('drover-interop-');
+  t.after(s.cleanup);
+  const nenv = nixEnv(s.dir, s.storeDir, s.stateDir);
+  // Three ways into the store: register-validity (drover hashes), --hash-given, import.
+  const a = makeChain(s.storeDir, 'reg', 6, 300);
+  a[2]!.deriver = fakeStorePath(s.storeDir, 'drv', 'reg-2.drv');
+  writeOnDisk(a);
+  ok(drover(s.env, ['register-validity'], registrationText(a)), 'register-validity');
+  const b = makeChain(s.storeDir, 'given', 4, 100);
+  b[0]!.references = [a[5]!.path];
+  writeOnDisk(b);
+  ok(drover(s.env, ['register-validity', '--hash-given'], registrationText(b, true)), 'register-validity --hash-given');
+  const c = makeChain(s.storeDir, 'imp', 5, 5000);
+  c[0]!.references = [b[3]!.path, c[0]!.path];
+  ok(drover(s.env, ['import'], exportStream(c)), 'import');
+  const src = path.join(s.dir, 'src');
+  fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(src, 'sub', 'f'), 'hello\n');
+  const added = ok(drover(s.env, ['add', src]), 'add').stdout.trim();
+
+  const v = ok(nix(nenv, 'nix-store', ['--verify', '--check-contents']), 'nix-store --verify --check-contents');
+  assert.doesNotMatch(v.stderr, /error|modified|disappeared|warning/i, v.stderr);
+  const all = [...a, ...b, ...c].map((p) => p.path).concat([added]);
+  compareQueries(nenv, s.env, [a[2]!.path, b[0]!.path, c[0]!.path, added]);
+  assert.equal(ok(nix(nenv, 'nix-store', ['--dump-db']), 'dump-db').stdout, ok(drover(s.env, ['dump-db']), 'dump-db').stdout);
+  assert.equal(ok(nix(nenv, 'nix-store', ['-q', '--requisites', c[4]!.path]), '-qR').stdout.trim().split('\n').length, 5 + 4 + 6);
+  assert.equal(all.length, 16);
+});
+
+test('drover reads a store Nix built, and export/import are byte-identical both ways', (t) => {
+  const s = tempStore('drover-interop-nix-');
+  t.after(s.cleanup);
+  const nenv = nixEnv(s.dir, s.storeDir, s.stateDir);
+  const expr = path.join(s.dir, 'top.nix');
+  fs.writeFileSync(expr, NIX_EXPR);
+  const drv = ok(nix(nenv, 'nix-instantiate', [expr]), 'nix-instantiate').stdout.trim();
+  ok(nix(nenv, 'nix-build', ['--no-out-link', drv]), 'nix-build');
+  const outs = ok(nix(nenv, 'nix-store', ['-q', '--outputs', drv]), 'outputs').stdout.trim().split('\n');
+  assert.equal(outs.length, 2);
+  const added = ok(nix(nenv, 'nix-store', ['--add', expr]), 'nix-store --add').stdout.trim();
+
+  // drover reads Nix's DB.
+  const v = drover(s.env, ['verify', '--check-contents']);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.equal(v.stdout, '');
+  const valid = ok(nix(nenv, 'nix-store', ['--dump-db']), 'dump-db').stdout;
+  assert.equal(ok(drover(s.env, ['dump-db']), 'dump-db').stdout, valid);
+  const paths = valid.split('\n').filter((l) => l.startsWith(s.storeDir + '/') && !/\n/.test(l));
+  const everyPath = [...new Set(ok(nix(nenv, 'nix-store', ['-qR', drv, ...outs, added]), '-qR').stdout.trim().split('\n'))];
+  assert.ok(everyPath.length >= 8, everyPath.join(' '));
+  compareQueries(nenv, s.env, everyPath);
+  void paths;
+
+  // Exports from the same store are the same bytes.
+  const closure = ok(nix(nenv, 'nix-store', ['-qR', ...outs, drv]), '-qR').stdout.trim().split('\n');
+  const eNix = ok(nix(nenv, 'nix-store', ['--export', ...closure]), 'nix-store --export').bytes;
+  const eDrover = ok(drover(s.env, ['export', ...closure]), 'drover export').stdoutBytes;
+  assert.ok(eDrover.equals(eNix), 'drover export of a Nix store differs from nix-store --export');
+  assert.ok(ok(drover(s.env, ['export', '-'], closure.reverse().join('\n')), 'export -').stdoutBytes.equals(eNix), 'argument order does not matter');
+
+  // Nix's export into an empty drover store (same store dir), then back out.
+  removeTree(s.storeDir);
+  removeTree(s.stateDir);
+  const imp = ok(drover(s.env, ['import'], eNix), 'drover import');
+  assert.equal(imp.stdout.trim().split('\n').length, closure.length);
+  assert.ok(ok(drover(s.env, ['export', ...closure]), 'export').stdoutBytes.equals(eNix), 're-export after import differs');
+  const nv = ok(nix(nenv, 'nix-store', ['--verify', '--check-contents']), 'nix verify of drover import');
+  assert.doesNotMatch(nv.stderr, /error|modified|disappeared|warning/i, nv.stderr);
+  assert.ok(ok(nix(nenv, 'nix-store', ['--export', ...closure]), 'nix export').bytes.equals(eNix), 'Nix exports drover-imported paths differently');
+  compareQueries(nenv, s.env, [drv, outs[0]!, outs[1]!]);
+
+  // drover's export into an empty Nix store.
+  const eFromDrover = ok(drover(s.env, ['export', ...closure]), 'export').stdoutBytes;
+  removeTree(s.storeDir);
+  removeTree(s.stateDir);
+  ok(nix(nenv, 'nix-store', ['--import'], eFromDrover), 'nix-store --import');
+  assert.ok(ok(nix(nenv, 'nix-store', ['--export', ...closure]), 'nix export').bytes.equals(eNix));
+  assert.equal(drover(s.env, ['verify', '--check-contents']).code, 0);
+  assert.ok(ok(drover(s.env, ['export', ...closure]), 'export').stdoutBytes.equals(eNix));
+});

@@ -29,6 +29,20 @@ test('restore then dump reproduces the archive, symlinks and modes included', (t
   assert.ok(run(STORE_BIN, ['dump', dest]).stdoutBytes.equals(trickyNar));
 });
 
+test('the threaded and inline NAR streams agree with Nix, run after run', async (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const tree = path.join(s.dir, 'tree');
+  makeTrickyTree(tree);
+  const { hashPathAsync, hashPath } = await import('./nar.js');
+  assert.equal(hashPath(tree).hash.hex, expected.hashes.sha256.base16);
+  for (let i = 0; i < 20; i++) assert.equal((await hashPathAsync(tree)).hash.hex, expected.hashes.sha256.base16, `run ${i}`);
+  const { narStreamThreaded } = await import('./nar-threaded.js');
+  const chunks: Buffer[] = [];
+  for await (const c of narStreamThreaded(tree)) chunks.push(c);
+  assert.ok(Buffer.concat(chunks).equals(trickyNar));
+});
+
 test('hash prints every type and encoding as Nix does', (t) => {
   const s = tempStore();
   t.after(s.cleanup);

@@ -6,6 +6,7 @@ import { NarFormatError } from './errors.js';
 import { ByteReader, UnexpectedEof } from './byte-reader.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { ParallelFileWriter } from './file-writer.js';
+import { narStreamThreaded } from './nar-threaded.js';
 
 export const NAR_MAGIC = 'nix-archive-1';
 const READ_CHUNK = 1 << 20;
@@ -21,14 +22,14 @@ function padLen(n: number): number {
 }
 
 /** One step of a NAR: bytes as they are, or a regular file's contents still to be read. */
-type NarOp = Buffer | { file: PathLike; size: number };
+export type NarOp = Buffer | { file: PathLike; size: number };
 
 /**
  * Walks the tree at `root` and yields its NAR as token buffers (fresh allocations, safe to
  * keep) and file references whose contents the caller reads. Metadata only: synchronous
  * lstat/readdir are several times faster than the thread pool for trees of small files.
  */
-function* narOps(root: PathLike): Generator<NarOp> {
+export function* narOps(root: PathLike): Generator<NarOp> {
   let tok = Buffer.allocUnsafe(TOKEN_BUF);
   let used = 0;
   function* flush(): Generator<Buffer> {
@@ -277,21 +278,66 @@ export function hashFile(file: PathLike, algo: HashAlgo = 'sha256'): Hash {
   return new Hash(algo, h.digest());
 }
 
-/** NAR hash and size of a tree, reading ahead while hashing (the fast path for CLIs). */
+/**
+ * The NAR of `root` by the fastest route: a worker thread for trees and big files (system
+ * calls and the consumer's work then run on two cores), inline for small single files where
+ * starting a thread would cost more than it saves.
+ */
+export function narStreamAuto(root: PathLike, opts: { recycle?: boolean } = {}): AsyncIterable<Buffer> {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(root);
+  } catch {
+    /* narOps reports the error with its context */
+  }
+  if (!st || (!st.isDirectory() && st.size < THREAD_THRESHOLD)) return narStream(root);
+  return narStreamThreaded(root, opts);
+}
+const THREAD_THRESHOLD = 8 << 20;
+
+/** NAR hash and size of a tree, hashing on one core while another reads (the CLI's path). */
 export async function hashPathAsync(root: PathLike, algo: HashAlgo = 'sha256'): Promise<{ hash: Hash; size: number }> {
   const h = createHash(algo);
   let size = 0;
-  for await (const c of narStream(root)) {
+  for await (const c of narStreamAuto(root, { recycle: true })) {
     h.update(c);
     size += c.length;
   }
   return { hash: new Hash(algo, h.digest()), size };
 }
 
+/**
+ * Writes the NAR of `root` to a file descriptor (stdout of `dump`) with blocking writes, so
+ * each chunk is finished with before the next is read and the worker can reuse its buffers.
+ */
+export async function dumpToFd(root: PathLike, fd: number): Promise<number> {
+  let size = 0;
+  for await (const c of narStreamAuto(root, { recycle: true })) {
+    writeAllSync(fd, c);
+    size += c.length;
+  }
+  return size;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** write(2) until done; a non-blocking pipe (EAGAIN) is waited on, not treated as an error. */
+export function writeAllSync(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      Atomics.wait(sleeper, 0, 0, 1);
+    }
+  }
+}
+
 /** Writes the NAR of `root` to a stream, honouring back-pressure. */
 export async function dumpToStream(root: PathLike, out: NodeJS.WritableStream): Promise<number> {
   let size = 0;
-  for await (const c of narStream(root)) {
+  for await (const c of narStreamAuto(root)) {
     size += c.length;
     if (!out.write(c)) await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(e);

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { StoreDb, type ValidPathInfo } from './db.js';
 import { resolveConfig, type StoreConfig } from './config.js';
 import { ByteReader } from './byte-reader.js';
-import { narStream, restoreNar, removeTree, hashPath, hashPathAsync, hashFile } from './nar.js';
+import { narStreamAuto, restoreNar, removeTree, hashPath, hashPathAsync, hashFile } from './nar.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { checkStoreName, fixedOutputCa, makeFixedOutputPath, makeTextPath, textCa } from './store-path.js';
 import { lock, type FileLock } from './locks.js';
@@ -162,7 +162,7 @@ export class Store {
     try {
       const narHasher = createHash('sha256');
       const caHasher = recursive && algo !== 'sha256' ? createHash(algo) : undefined;
-      const r = new ByteReader(narStream(src));
+      const r = new ByteReader(narStreamAuto(src));
       r.taps.push(narHasher);
       if (caHasher) r.taps.push(caHasher);
       let flatHash: ReturnType<typeof createHash> | undefined;

@@ -1,3 +1,4 @@
+// Tests of the `@ VERB` dialects: drover, Nix 0.16/1.x, plans, unknown and broken lines.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseTrace } from './index.js';

@@ -101,7 +101,10 @@ export async function writeGuixLog(file: string, bytes: number, seed = 2): Promi
         if (b.left <= 0) continue;
         let text = '';
         const n = 1 + Math.floor(r() * 40);
-        for (let i = 0; i < n; i++) text += logLine(r) + (r() < 0.05 ? ' ünïcödé ✓\n' : '\n');
+        for (let i = 0; i < n; i++) {
+          const x = r();
+          text += logLine(r) + (x < 0.05 ? ' ünïcödé ✓\n' : x < 0.08 ? ' \x1b[1m"bold"\x1b[0m\tC:\\path\r\n' : '\n');
+        }
         if (r() < 0.1) text += '@ not a trace line: it is inside a chunk\n';
         const data = Buffer.from(text);
         // Cut anywhere, even inside a multi-byte character, as a pipe read would.

@@ -22,7 +22,9 @@ function targetSize(): number {
   return Math.round(scale * GB);
 }
 
-interface Result { seconds: number; peakKiB: number | null; status: number | null }
+interface Result { seconds: number; cpuSeconds: number | null; peakKiB: number | null; status: number | null }
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** Runs a command with stdout to /dev/null, timing it and sampling its peak resident memory. */
 async function measure(cmd: string, args: string[], stdinFile?: string): Promise<Result> {
@@ -33,10 +35,15 @@ async function measure(cmd: string, args: string[], stdinFile?: string): Promise
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { if (stderr.length < 2000) stderr += d.toString(); });
   let peak: number | null = null;
+  let cpu: number | null = null;
+  // Sampled from /proc while it runs: the last 20 ms may be missed, which is noise at these sizes.
   const sample = (): void => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       if (m) peak = Math.max(peak ?? 0, Number(m[1]));
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpu = (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
     } catch { /* exited */ }
   };
   const timer = setInterval(sample, 20);
@@ -46,7 +53,7 @@ async function measure(cmd: string, args: string[], stdinFile?: string): Promise
   closeSync(devnull);
   if (typeof input === 'number') closeSync(input);
   if (status !== 0 && status !== 1) process.stderr.write(`bench: ${cmd} ${args.join(' ')} exited ${status}: ${stderr}\n`);
-  return { seconds, peakKiB: peak, status };
+  return { seconds, cpuSeconds: cpu, peakKiB: peak, status };
 }
 
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -73,7 +80,8 @@ async function main(): Promise<void> {
       const r = await measure(cmd, args);
       rows.push({ input, tool, bytes: statSync(file).size, r });
       const mbs = statSync(file).size / 1e6 / r.seconds;
-      process.stdout.write(`  ${input.padEnd(14)} ${tool.padEnd(28)} ${r.seconds.toFixed(2).padStart(7)} s ${mbs.toFixed(0).padStart(6)} MB/s` +
+      const cpu = r.cpuSeconds !== null && r.cpuSeconds > 0 ? `${r.cpuSeconds.toFixed(2).padStart(7)} s cpu ${(statSync(file).size / 1e6 / r.cpuSeconds).toFixed(0).padStart(6)} MB/s-cpu` : ' '.repeat(28);
+      process.stdout.write(`  ${input.padEnd(14)} ${tool.padEnd(28)} ${r.seconds.toFixed(2).padStart(7)} s ${mbs.toFixed(0).padStart(6)} MB/s  ${cpu}` +
         `${r.peakKiB !== null ? `  peak RSS ${(r.peakKiB / 1024).toFixed(0)} MiB` : ''}\n`);
     };
     for (const [input, file] of [['internal-json', nix], ['guix', guix]] as const) {
@@ -85,7 +93,9 @@ async function main(): Promise<void> {
     }
     if (!hasJq) process.stdout.write('  (jq not found: its rows are missing)\n');
 
-    process.stdout.write('\nratios (drover-trace throughput / other tool throughput):\n');
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    process.stdout.write(`\nload average ${load} on ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores: wall-clock figures suffer when it is high\n`);
+    process.stdout.write('\nratios (drover-trace throughput / other tool throughput, wall clock):\n');
     for (const input of ['internal-json', 'guix']) {
       const mine = rows.filter((x) => x.input === input && x.tool.startsWith('drover-trace'));
       const others = rows.filter((x) => x.input === input && !x.tool.startsWith('drover-trace'));

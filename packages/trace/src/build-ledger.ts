@@ -13,6 +13,7 @@ export class BuildLedger {
   private failures = 0;
   /** A build started after a failure: the builder keeps going, so what never ran waited on a failure. */
   private keptGoing = false;
+  private sawBuild = false;
 
   constructor(private readonly emit: (ev: TraceEvent) => void) {}
 
@@ -42,6 +43,7 @@ export class BuildLedger {
 
   started(ev: BuildStarted): void {
     this.queued.delete(ev.drv);
+    this.sawBuild = true;
     // A hook failure is not final: the scheduler may build the derivation again.
     this.final.delete(ev.drv);
     if (this.failures > 0) this.keptGoing = true;
@@ -68,6 +70,7 @@ export class BuildLedger {
   succeeded(source: Source, drv: string, out: string | null, time: number, activity?: string): void {
     const duration = this.duration(drv, time);
     this.close(drv);
+    this.sawBuild = true;
     this.final.set(drv, 'succeeded');
     this.emit({ type: 'build-succeeded', time, source, ...(activity ? { activity } : {}), drv, out, duration });
   }
@@ -77,6 +80,7 @@ export class BuildLedger {
     if (this.final.get(drv) === 'failed' && !this.running.has(drv)) return false;
     const duration = this.duration(drv, time);
     this.close(drv);
+    this.sawBuild = true;
     this.final.set(drv, 'failed');
     this.failures++;
     const ev: BuildFailed = { type: 'build-failed', time, source, ...(activity ? { activity } : {}), drv, status, message, duration, cause };
@@ -89,7 +93,8 @@ export class BuildLedger {
     for (const [drv, r] of [...this.running]) {
       this.failed(r.source, drv, null, 'the trace ended while the build was running', 'interrupted', time, r.activity);
     }
-    if (this.queued.size === 0) return;
+    // A plan without a single build event is a log that is no trace (plain `nix-build`): no verdicts.
+    if (this.queued.size === 0 || !this.sawBuild) return;
     const cause: FailureCause = this.failures > 0 && this.keptGoing ? 'dependency' : 'cancelled';
     const message = cause === 'dependency' ? 'never started: a dependency failed' : 'never started';
     for (const [drv, source] of [...this.queued]) this.failed(source, drv, null, message, cause, time);

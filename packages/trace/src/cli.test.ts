@@ -1,3 +1,4 @@
+// Tests that run the real drover-trace binary: formats, exit codes, history, bad input, signals.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -162,4 +163,44 @@ test('a reader that goes away (| head) ends it quietly', async () => {
   });
   assert.equal(r.out.split('\n').length, 3);
   assert.equal(r.stderr, '');
+});
+
+test('plain on a Guix trace: the tail of a failed build comes from its log chunks', async () => {
+  const drv = '/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-broken-1.drv';
+  const lines = Array.from({ length: 40 }, (_, i) => `step ${i + 1} ✓`).join('\n') + '\n';
+  const data = Buffer.from(lines);
+  const cut = data.indexOf('step 35') + 2;
+  const chunk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`@ build-log 77 ${b.length}\n`), b]);
+  const input = Buffer.concat([
+    Buffer.from(`@ build-started ${drv} - x86_64-linux /var/log/guix/drvs/aa/broken.drv.gz 77\n`),
+    chunk(data.subarray(0, cut)), chunk(data.subarray(cut)),
+    Buffer.from(`@ build-failed ${drv} - 1 builder for \`${drv}' failed with exit code 1\n`),
+  ]);
+  for (const format of ['plain', 'summary']) {
+    const r = await runBin(['--format', format], input);
+    assert.equal(r.status, 1);
+    const shown = r.stdout.split('\n').filter((l) => /\| step/.test(l)).map((l) => l.replace(/^.*\| /, ''));
+    assert.deepEqual(shown, Array.from({ length: 10 }, (_, i) => `step ${i + 31} ✓`), `${format}:\n${r.stdout}`);
+  }
+});
+
+test('Ctrl-C stops the reading but still shows what was seen, then exits 130', async () => {
+  const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--format', 'plain']);
+    let stdout = '';
+    let killed = false;
+    child.stdout.on('data', (x: Buffer) => {
+      stdout += x.toString();
+      if (!killed && stdout.includes('start')) {
+        killed = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.on('close', (status) => resolve({ status, stdout }));
+    // stdin stays open: only the signal can end this run.
+    child.stdin.write(`@ build-started ${d('a-1')} ${o('a-1')} x86_64-linux /l\n`);
+  });
+  assert.equal(r.status, 130);
+  assert.match(r.stdout, /FAILED {2}a-1 after [\d.]+s: interrupted/);
+  assert.match(r.stdout, /FAILED: 0 built, 1 failed in/);
 });

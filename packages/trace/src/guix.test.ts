@@ -1,3 +1,4 @@
+// Tests of Guix traces: byte-exact build-log chunks, split characters, truncation, downloads.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BuildLog, TraceEvent } from './events.js';

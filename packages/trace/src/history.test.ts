@@ -1,3 +1,4 @@
+// Tests of --history (SQLite durations) and of the ETA made from them.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,4 @@
+// Tests of Nix internal-json on real Nix 2.8 fixtures and on the grammar: states, ids, parents, unknowns.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BuildLog, TraceEvent } from './events.js';
@@ -123,4 +124,16 @@ test('Nix error messages that name a derivation become failures with the right c
   ].join('\n') + '\n');
   assert.deepEqual(finalStates(events), { a: 'builder', b: 'timeout', c: 'unsupported', d: 'dependency' });
   assert.ok(events.some((e) => e.type === 'message' && e.level === 'warn' && e.text === 'warning: something else'));
+});
+
+test('plain Nix 2.8 output is no trace: it passes through whole, its plan only queues', () => {
+  const input = fixture('nix-2.8-plain-keep-going.trace');
+  const { events, passthrough, warnings } = parseTrace(input);
+  assert.deepEqual(warnings, []);
+  assert.ok(passthrough.equals(input));
+  assert.deepEqual(events.map((e) => e.type), Array(7).fill('build-queued'));
+});
+
+test('Nix 2.8 has no --print-build-trace any more; the fixture records what it says', () => {
+  assert.match(fixture('nix-2.8-print-build-trace.trace').toString(), /unrecognised flag '--print-build-trace'/);
 });

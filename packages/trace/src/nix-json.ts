@@ -70,6 +70,9 @@ export class NixJson {
   private readonly buildsDone = new Map<string, number>();
   /** Inside a "these N derivations will be built:" list (one message per derivation). */
   private planning = false;
+  private viewOf: Buffer | null = null;
+  private viewBase = 0;
+  private view: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
   /** The activity of the last fast-path log line, and its id's digits. */
   private lastLogAct: Activity | undefined = undefined;
   private lastLogId: Buffer = Buffer.alloc(0);
@@ -88,8 +91,7 @@ export class NixJson {
     // checked for UTF-8 only when it has bytes above ASCII (flags 2).
     const textEnd = buf.indexOf(0x22, textStart);
     if (textEnd < 0 || textEnd >= end) return false;
-    let flags = 0;
-    for (let i = textStart; i < textEnd; i++) flags |= BYTE_FLAGS[buf[i]!]!;
+    const flags = this.textFlags(buf, textStart, textEnd);
     if (flags & 1) return false;
     const high = flags & 2;
     if (textEnd + FAST_END.length >= end) return false;
@@ -118,6 +120,32 @@ export class NixJson {
     if (sink.rawLog) sink.rawLog(SOURCE, drv, null, buf, textStart, textEnd, time, true);
     else this.emit({ type: 'build-log', time, source: SOURCE, drv, pid: null, text: buf.toString('utf8', textStart, textEnd) + '\n' });
     return true;
+  }
+
+  /** Flags of BYTE_FLAGS over buf[start, end), four bytes at a time through a view made once per buffer. */
+  private textFlags(buf: Buffer, start: number, end: number): number {
+    if (buf !== this.viewOf) {
+      this.viewOf = buf;
+      this.viewBase = (4 - (buf.byteOffset & 3)) & 3;
+      this.view = new Uint32Array(buf.buffer, buf.byteOffset + this.viewBase, Math.max(0, (buf.length - this.viewBase) >>> 2));
+    }
+    const base = this.viewBase;
+    let flags = 0;
+    let i = start;
+    const head = Math.min(end, start + ((base - start) & 3));
+    for (; i < head; i++) flags |= BYTE_FLAGS[buf[i]!]!;
+    const view = this.view;
+    let k = (i - base) >>> 2;
+    const stop = (end - base) >>> 2;
+    for (; k < stop; k++) {
+      const w = view[k]!;
+      const slash = w ^ 0x5c5c5c5c;
+      // A byte < 0x20 or == '\\' needs the parser; one >= 0x80 needs a UTF-8 check.
+      if ((((w - 0x20202020) & ~w) | ((slash - 0x01010101) & ~slash)) & 0x80808080) return 1;
+      if (w & 0x80808080) flags = 2;
+    }
+    for (i = Math.max(i, base + (stop << 2)); i < end; i++) flags |= BYTE_FLAGS[buf[i]!]!;
+    return flags;
   }
 
   /** One `@nix ` line without its newline (text starts after the prefix). */

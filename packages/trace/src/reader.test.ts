@@ -1,3 +1,4 @@
+// Tests of the byte reader: bad input, long lines, read boundaries, and JSON fast paths against JSON.stringify.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';

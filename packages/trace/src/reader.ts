@@ -298,3 +298,21 @@ export class TraceReader {
     if (this.warnings > this.maxWarnings) this.warnFn(`${this.warnings - this.maxWarnings} more malformed lines not shown (${this.warnings} in all)`);
   }
 }
+
+/** Parses a whole trace held in memory into events (for tests and small tools). */
+export function parseTrace(input: Buffer | string, clock: () => number = () => 0): { events: TraceEvent[]; passthrough: Buffer; warnings: string[] } {
+  const events: TraceEvent[] = [];
+  const pass: Buffer[] = [];
+  const warnings: string[] = [];
+  const reader = new TraceReader({
+    sink: { event: (ev) => events.push(ev), passthrough: (b, s, e) => pass.push(Buffer.from(b.subarray(s, e))) },
+    warn: (w) => warnings.push(w),
+    clock,
+    maxWarnings: Infinity,
+  });
+  reader.beginInput('<input>');
+  reader.push(typeof input === 'string' ? Buffer.from(input) : input);
+  reader.endInput();
+  reader.finish();
+  return { events, passthrough: Buffer.concat(pass), warnings };
+}

@@ -1,5 +1,5 @@
 // `--format plain`: one readable line per state change, for CI logs; other lines pass through.
-import type { TraceEvent } from './events.js';
+import type { Source, TraceEvent } from './events.js';
 import { drvName, formatBytes, formatDuration } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
@@ -17,7 +17,10 @@ export class PlainRenderer implements TraceSink {
   private queuedPending = 0;
   private queuedTime = 0;
 
-  constructor(private readonly out: Output, private readonly tracker: Tracker, private readonly options: PlainOptions = {}) {}
+  constructor(private readonly out: Output, private readonly tracker: Tracker, private readonly options: PlainOptions = {}) {
+    // Printing every log line needs every line decoded: take ordinary build-log events then.
+    if (options.logs) delete this.rawLog;
+  }
 
   private say(time: number, text: string): void {
     this.out.write(`[${time.toFixed(1).padStart(7)}s] ${text}\n`);
@@ -114,6 +117,12 @@ export class PlainRenderer implements TraceSink {
         return;
     }
   }
+
+  rawLog?: (source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
+    (_source, drv, _pid, buf, start, end, time, line) => {
+      this.tracker.lastTime = time;
+      this.tracker.rawLog(drv, buf, start, end, line);
+    };
 
   passthrough(buf: Buffer, start: number, end: number): void {
     // Queued derivations are counted until the next event: a plan's own lines pass through meanwhile.

@@ -1,6 +1,6 @@
 // `--format summary`: at the end, every build with duration, machine and result; failures with the
 // tail of their log; the slowest builds; totals. Passthrough lines go to stderr meanwhile.
-import type { TraceEvent } from './events.js';
+import type { Source, TraceEvent } from './events.js';
 import { formatBytes, formatDuration } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
@@ -15,6 +15,12 @@ export class SummaryRenderer implements TraceSink {
   event(ev: TraceEvent): void {
     this.tracker.event(ev);
   }
+
+  rawLog?: (source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
+    (_source, drv, _pid, buf, start, end, time, line) => {
+      this.tracker.lastTime = time;
+      this.tracker.rawLog(drv, buf, start, end, line);
+    };
 
   passthrough(buf: Buffer, start: number, end: number): void {
     this.passOut.bytes(buf, start, end);

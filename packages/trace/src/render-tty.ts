@@ -1,6 +1,6 @@
 // `--format tty`: a live status block at the bottom of the terminal, redrawn at most ten times a
 // second, with finished and failed builds and passthrough lines scrolling above it.
-import type { TraceEvent } from './events.js';
+import type { Source, TraceEvent } from './events.js';
 import { drvName, formatBytes, formatDuration } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
@@ -126,6 +126,12 @@ export class TtyRenderer implements TraceSink {
         return;
     }
   }
+
+  rawLog?: (source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
+    (_source, drv, _pid, buf, start, end, time, line) => {
+      this.tracker.lastTime = time;
+      this.tracker.rawLog(drv, buf, start, end, line);
+    };
 
   passthrough(buf: Buffer, start: number, end: number): void {
     this.erase();

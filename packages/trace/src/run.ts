@@ -94,8 +94,12 @@ export async function runTrace(options: RunOptions = {}): Promise<number> {
   });
 
   let interrupted = false;
+  let current: Readable | null = null;
+  // Ctrl-C ends the reading, not the output: what was seen is still shown. A second one exits.
   const onSigint = (): void => {
+    if (interrupted) process.exit(130);
     interrupted = true;
+    current?.destroy();
   };
   process.on('SIGINT', onSigint);
   tty?.start();
@@ -104,14 +108,20 @@ export async function runTrace(options: RunOptions = {}): Promise<number> {
       if (interrupted || out.closed) break;
       reader.beginInput(name);
       const stream = name === '-' ? stdin : createReadStream(name, { highWaterMark: 1 << 20 });
-      for await (const chunk of stream) {
-        reader.push(chunk as Buffer);
-        out.flush();
-        err.flush();
-        await out.drain();
-        await err.drain();
-        if (interrupted || out.closed) break;
+      current = stream;
+      try {
+        for await (const chunk of stream) {
+          reader.push(chunk as Buffer);
+          out.flush();
+          err.flush();
+          await out.drain();
+          await err.drain();
+          if (interrupted || out.closed) break;
+        }
+      } catch (e) {
+        if (!interrupted) throw new TraceUsageError(`cannot read ${name}: ${(e as Error).message}`);
       }
+      current = null;
       reader.endInput();
     }
     reader.finish();

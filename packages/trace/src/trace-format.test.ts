@@ -1,3 +1,4 @@
+// Tests of the drover trace line grammar that drover-build writes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {

@@ -188,6 +188,35 @@ export class Tracker {
     else this.partial.set(drv, last.length > MAX_LINE ? last.slice(0, MAX_LINE) : last);
   }
 
+  /**
+   * The undecoded form of build-log events (see TraceSink.rawLog): only what the tail keeps is
+   * decoded, so following a fast log costs little more than reading it.
+   */
+  rawLog(drv: string | null, buf: Buffer, start: number, end: number, line: boolean): void {
+    if (drv === null) return;
+    const b = this.builds.get(drv);
+    if (!b || b.state === 'succeeded') return;
+    if (line) {
+      this.logText(drv, buf.toString('utf8', start, end) + '\n');
+      return;
+    }
+    // Back up over the last TAIL_LINES + 1 newlines; whatever came before is older than the tail.
+    let from = end;
+    for (let n = 0; n <= TAIL_LINES && from > start; n++) {
+      const nl = buf.lastIndexOf(0x0a, from - 1);
+      if (nl < start) {
+        from = start;
+        break;
+      }
+      from = nl;
+    }
+    if (from > start) {
+      this.partial.delete(drv);
+      from++;
+    }
+    this.logText(drv, buf.toString('utf8', from, end));
+  }
+
   running(): BuildInfo[] {
     const r: BuildInfo[] = [];
     for (const b of this.builds.values()) if (b.state === 'running') r.push(b);

@@ -1,7 +1,7 @@
 // drover-store dump / restore: NAR archives on stdout and stdin.
 import { ByteReader } from '../byte-reader.js';
 import { NarFormatError, UsageError } from '../errors.js';
-import { dumpToStream, removeTree, restoreNar } from '../nar.js';
+import { dumpToFd, removeTree, restoreNar } from '../nar.js';
 import { defineCommand } from './common.js';
 
 export const dump = defineCommand<{ path: string }>({
@@ -10,7 +10,7 @@ export const dump = defineCommand<{ path: string }>({
   builder: (y) => y.positional('path', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     if (process.stdout.isTTY) throw new UsageError('refusing to write a NAR to a terminal; redirect stdout');
-    await dumpToStream(argv.path, process.stdout);
+    await dumpToFd(argv.path, 1);
   },
 });
 

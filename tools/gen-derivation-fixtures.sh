@@ -11,20 +11,9 @@ root=${DROVER_DERIVATION_FIXTURE_ROOT:-/tmp/drover-fixture-store}
 
 command -v nix-instantiate >/dev/null || { echo "gen-derivation-fixtures: nix-instantiate not found (apt-get install nix-bin)" >&2; exit 1; }
 
-# A store that only this script uses: make it read-write again and remove it.
-[ -d "$root" ] && chmod -R u+w "$root"
-rm -rf "$root"
-mkdir -p "$root/store" "$root/state" "$root/log" "$root/conf"
-printf '%s\n' \
-    'experimental-features = nix-command' \
-    'sandbox = false' \
-    'build-users-group =' \
-    'substituters =' > "$root/conf/nix.conf"
-
-nixenv() {
-    env NIX_STORE_DIR="$root/store" NIX_STATE_DIR="$root/state" NIX_LOG_DIR="$root/log" \
-        NIX_CONF_DIR="$root/conf" NIX_REMOTE= HOME="$root" "$@"
-}
+# A store that only this script uses.
+. "$here/nix-temp-store.sh"
+fresh_nix_store
 
 rm -rf "$fix/drv"
 mkdir -p "$fix/drv"

@@ -10,22 +10,8 @@ root=${DROVER_TRACE_FIXTURE_ROOT:-/tmp/drover-trace-fixture-store}
 command -v nix-build >/dev/null || { echo "gen-trace-fixtures: nix-build not found (apt-get install nix-bin)" >&2; exit 1; }
 mkdir -p "$out"
 
-fresh_store() {
-    rm -rf "$root"
-    mkdir -p "$root/store" "$root/state" "$root/log" "$root/conf"
-    # Root may not use a build-users group that does not exist, and nothing may be fetched.
-    printf '%s\n' \
-        'experimental-features = nix-command' \
-        'sandbox = false' \
-        'build-users-group =' \
-        'substituters =' \
-        'max-jobs = 2' > "$root/conf/nix.conf"
-}
-
-nixenv() {
-    env NIX_STORE_DIR="$root/store" NIX_STATE_DIR="$root/state" NIX_LOG_DIR="$root/log" \
-        NIX_CONF_DIR="$root/conf" NIX_REMOTE= HOME="$root" "$@"
-}
+. "$here/nix-temp-store.sh"
+fresh_store() { fresh_nix_store 'max-jobs = 2'; }
 
 # run NAME ARGS...: builds the DAG, keeps stderr as the fixture and the exit status beside it.
 run() {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
-import { Store, verifyStore } from '@drover/store';
+import { Store, lockSync, verifyStore } from '@drover/store';
 import { STORE_BIN, tempStore } from '@drover/store/testing';
 import { exportStream, makeChain, registrationText, writeOnDisk } from './validity-helpers.js';
 
@@ -61,3 +61,19 @@ for (const n of [2, 4]) {
     assert.deepEqual(debris, [], 'no temp copies or lock files left');
   });
 }
+
+test('import waits for an output lock someone holds, unless DROVER_HELD_LOCKS says it is held for it', async (t) => {
+  const s = tempStore('drover-heldlock-');
+  t.after(s.cleanup);
+  const c = makeChain(s.storeDir, 'held', 2, 100);
+  fs.mkdirSync(s.storeDir, { recursive: true });
+  const l = lockSync(`${c[1]!.path}.lock`);
+  t.after(() => l.release());
+  const waiting = runAsync(s.env, ['import'], exportStream(c));
+  const first = await Promise.race([waiting.then(() => 'finished'), new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
+  assert.equal(first, 'waiting', 'import went ahead while the lock was held');
+  const held = await runAsync({ ...s.env, DROVER_HELD_LOCKS: `/elsewhere ${c[1]!.path}` }, ['import'], exportStream(c));
+  assert.equal(held.code, 0, held.stderr);
+  l.release();
+  assert.equal((await waiting).code, 0);
+});

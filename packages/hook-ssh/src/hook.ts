@@ -23,6 +23,11 @@ export interface HookOptions {
   logFd: number | 'inherit';
 }
 
+/** The derivation's name: `HASH-NAME.drv` → `NAME`. */
+function drvName(drvPath: string): string {
+  return drvPath.slice(drvPath.lastIndexOf('/') + 34, -4);
+}
+
 /** What the hook knows about the local machine's own abilities, for "decline instead of wait". */
 function canBuildLocally(req: HookRequest, thisSystem: string): boolean {
   const systemOk = req.system === thisSystem || (req.system === 'i686-linux' && thisSystem === 'x86_64-linux');
@@ -125,7 +130,9 @@ export class Hook {
       const m = pick.slot.machine;
       const settings = forMachine(this.settings, m);
       try {
+        const t0 = Date.now();
         await probe(this.ctx(settings), m);
+        if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`probed ${m.uri}: ${Date.now() - t0} ms`);
         this.health.recordSuccess(m);
         pick.slot.setHolder({ pid: process.pid, drv: req.drvPath, since: Date.now() });
         return { reply: 'accept', slot: pick.slot, settings };
@@ -147,7 +154,7 @@ export class Hook {
     backingOff: { m: Machine; error: string; retryAt: number; failures: number }[],
   ): void {
     const lines = [
-      ...failedNow.map((f) => `${f.m.uri}: ${f.error}`),
+      ...failedNow.map((f) => (f.error.includes(f.m.uri) ? f.error : `${f.m.uri}: ${f.error}`)),
       ...backingOff.map(
         (b) =>
           `${b.m.uri}: failed ${b.failures} time${b.failures === 1 ? '' : 's'} in a row, next try in ${Math.max(1, Math.round((b.retryAt - Date.now()) / 1000))}s; last error: ${b.error}`,
@@ -172,9 +179,17 @@ export class Hook {
     const ctx = this.ctx(settings);
     const store = new Store({ storeDir: this.o.storeDir, stateDir: this.o.stateDir });
     try {
+      let t = Date.now();
+      const lap = (what: string) => {
+        if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`${what}: ${Date.now() - t} ms`);
+        t = Date.now();
+      };
       const { missing } = await probe(ctx, m, inputs);
-      if (missing.length > 0) await upload(ctx, m, store, missing);
-      const r = await buildAndFetch(ctx, m, store, req.drvPath, outputs, this.o.maxSilentTime, this.o.logFd);
+      lap(`asked ${m.uri} which of ${inputs.length} inputs it lacks (${missing.length})`);
+      const up = missing.length > 0 ? await upload(ctx, m, store, missing) : { paths: 0, bytes: 0 };
+      lap(`uploaded ${up.paths} paths, ${up.bytes} bytes`);
+      const r = await buildAndFetch(ctx, m, store, req.drvPath, outputs, this.o.maxSilentTime, this.o.logFd, drvName(req.drvPath));
+      lap(`built and fetched ${r.kind === 'built' ? `${r.bytes} bytes` : 'nothing'}`);
       if (r.kind === 'failed') {
         this.message(`building '${req.drvPath}' on ${m.uri} failed (status ${r.status})`);
         return 100;

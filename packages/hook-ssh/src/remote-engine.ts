@@ -29,6 +29,8 @@ export interface RemoteEngine {
    * when stdin reaches end of file: the hook (or its connection) is gone.
    */
   buildCommand(drv: string, outputs: readonly string[], maxSilentTime: number): string;
+  /** What the remote tool puts before each log line of the derivation called `name`, if anything. */
+  logPrefix?: (name: string) => string;
 }
 
 function wrap(m: Machine, script: string): string {
@@ -86,11 +88,12 @@ export function droverEngine(m: Machine): RemoteEngine {
         ].join('; '),
       ),
     importCommand: () => wrap(m, `${toolCheck(['drover-store'])}; drover-store import >/dev/null`),
+    logPrefix: (name) => `${name}> `,
     buildCommand: (drv, outputs, mst) =>
       wrap(
         m,
         `unset DROVER_BUILD_HOOK; ${toolCheck(['drover-build', 'drover-store'])}; ` +
-          watchdog(`drover-build${mst > 0 ? ` --max-silent-time ${mst}` : ''} ${sq(drv)} >/dev/null`, `drover-store export ${outputs.map(sq).join(' ')}`, 'drover-build'),
+          watchdog(`drover-build -L${mst > 0 ? ` --max-silent-time ${mst}` : ''} ${sq(drv)} >/dev/null`, `drover-store export ${outputs.map(sq).join(' ')}`, 'drover-build'),
       ),
   };
 }

@@ -234,9 +234,14 @@ export async function buildAndFetch(
   outputs: readonly string[],
   maxSilentTime: number,
   logFd: number | 'inherit',
+  name: string,
 ): Promise<BuildOutcome> {
   const engine = engineFor(m);
-  const proc = startSsh(ctx.stateDir, m, ctx.settings, engine.buildCommand(drv, outputs, maxSilentTime), ['pipe', 'pipe', logFd]);
+  const proc = startSsh(ctx.stateDir, m, ctx.settings, engine.buildCommand(drv, outputs, maxSilentTime), ['pipe', 'pipe', 'pipe']);
+  const log = engine.logPrefix ? new PrefixStripper(engine.logPrefix(name)) : undefined;
+  const logOut = logFd === 'inherit' ? process.stderr : fs.createWriteStream('', { fd: logFd, autoClose: false });
+  logOut.on('error', () => {});
+  proc.child.stderr!.on('data', (c: Buffer) => logOut.write(log ? log.push(c) : c));
   // stdin stays open and silent: its end of file is what tells the remote to stop.
   const stdin = proc.child.stdin!;
   stdin.on('error', () => {});
@@ -276,11 +281,53 @@ export async function buildAndFetch(
   if (r.code !== 0) throw new RemoteError(`the remote command ended with ${r.signal ? `signal ${r.signal}` : `status ${r.code}`}`, false);
   if (!imp.ok) {
     if (imp.error instanceof RemoteError) throw imp.error;
-    throw new RemoteError(`${what}: ${(imp.error as Error).message}; nothing was registered`, false);
+    const msg = (imp.error as Error).message;
+    throw new RemoteError(`${msg.startsWith(what) ? msg : `${what}: ${msg}`}; nothing was registered`, false);
   }
   const missing = outputs.filter((o) => !store.db.isValid(o));
   if (missing.length > 0) throw new RemoteError(`${what}: the stream lacks ${missing.map((p) => `'${p}'`).join(', ')}`, false);
   return { kind: 'built', bytes };
+}
+
+/**
+ * Removes a fixed prefix from the start of every line of a byte stream (drover-build -L
+ * marks each log line with `NAME> `; the build log of the protocol is the builder's own bytes).
+ */
+export class PrefixStripper {
+  private atLineStart = true;
+  private pending: Buffer = Buffer.alloc(0);
+  private readonly prefix: Buffer;
+  constructor(prefix: string) {
+    this.prefix = Buffer.from(prefix);
+  }
+  push(chunk: Buffer): Buffer {
+    const out: Buffer[] = [];
+    let data = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = Buffer.alloc(0);
+    while (data.length > 0) {
+      if (this.atLineStart) {
+        const n = Math.min(data.length, this.prefix.length);
+        if (data.subarray(0, n).equals(this.prefix.subarray(0, n))) {
+          if (n < this.prefix.length) {
+            this.pending = data;
+            break;
+          }
+          data = data.subarray(n);
+        }
+        this.atLineStart = false;
+        continue;
+      }
+      const nl = data.indexOf(10);
+      if (nl < 0) {
+        out.push(data);
+        break;
+      }
+      out.push(data.subarray(0, nl + 1));
+      data = data.subarray(nl + 1);
+      this.atLineStart = true;
+    }
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
 }
 
 /** Whether fd 4 (the build log pipe of the protocol) is open in this process. */

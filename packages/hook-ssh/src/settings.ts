@@ -17,6 +17,8 @@ export interface HookSettings {
   aliveCount: number;
   /** Extra ssh options, split on white space (like Nix's NIX_SSHOPTS). */
   sshOpts: string[];
+  /** One shared master connection per machine (default); off: a fresh connection per command. */
+  shareConnection: boolean;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -47,6 +49,7 @@ export function hookSettings(env: NodeJS.ProcessEnv = process.env): HookSettings
     aliveInterval: num(env, 'DROVER_HOOK_SSH_ALIVE_INTERVAL', 5),
     aliveCount: Math.max(1, Math.round(num(env, 'DROVER_HOOK_SSH_ALIVE_COUNT', 3))),
     sshOpts: (env.DROVER_SSHOPTS ?? '').split(/\s+/).filter((s) => s !== ''),
+    shareConnection: env.DROVER_HOOK_SSH_SHARE !== '0',
   };
 }
 

@@ -68,7 +68,7 @@ function pinnedKnownHosts(stateDir: string, m: Machine): { file: string; alias: 
 export function sshArgs(stateDir: string, m: Machine, s: HookSettings, opts: { logFile?: string; shared?: boolean } = {}): string[] {
   const a: string[] = [];
   const o = (kv: string) => a.push('-o', kv);
-  if (opts.shared !== false) {
+  if (opts.shared ?? s.shareConnection) {
     const cp = controlPath(stateDir, m, s);
     ensurePrivateDir(path.dirname(cp));
     o('ControlMaster=auto');
@@ -128,6 +128,9 @@ export function takeSshLog(file: string): string {
     .join('; ');
 }
 
+/** How long a finished ssh's pipes may stay open before we stop reading them. */
+const PIPE_GRACE_MS = 2000;
+
 export interface SshProcess {
   child: ChildProcess;
   logFile: string;
@@ -141,12 +144,30 @@ export function startSsh(stateDir: string, m: Machine, s: HookSettings, command:
   const child = spawn('ssh', [...sshArgs(stateDir, m, s, { logFile, shared: opts.shared }), command], { stdio });
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; sshError: string }>((resolve) => {
     let spawnError = '';
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let settled = false;
+    const finish = () => {
+      if (settled || !exited) return;
+      settled = true;
+      const msg = takeSshLog(logFile);
+      resolve({ code: spawnError ? 255 : exited.code, signal: exited.signal, sshError: spawnError || msg });
+    };
     child.once('error', (e) => {
       spawnError = `cannot run ssh: ${e.message}`;
+      exited ??= { code: 255, signal: null };
+      finish();
     });
-    child.once('close', (code, signal) => {
-      const msg = takeSshLog(logFile);
-      resolve({ code: spawnError ? 255 : code, signal, sshError: spawnError || msg });
+    child.once('close', () => finish());
+    // A multiplexed ssh hands its stdio to the master, which may hold our pipes open after
+    // the client is gone (until the remote command ends): after exit, wait a moment for the
+    // last output, then stop waiting for the pipes.
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      const grace = setTimeout(() => {
+        for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
+        finish();
+      }, signal ? 0 : PIPE_GRACE_MS);
+      grace.unref();
     });
   });
   return { child, logFile, done };

@@ -11,6 +11,7 @@ import { hashPath } from './nar.js';
 import { dotGraph, queryReferences, queryReferrers, queryReferrersClosure, queryRequisites, InvalidPathError } from './query.js';
 import { addFailedPath, clearFailedPaths, isFailedPath, listFailedPaths } from './failed-paths.js';
 import { tempStore } from './testing.js';
+import { refsOf } from './topo-sort.js';
 
 function setup(t: { after(fn: () => void): void }) {
   const s = tempStore('drover-db-');
@@ -132,4 +133,32 @@ test('FailedPaths lives in the same DB, beside Nix tables', (t) => {
   assert.equal(clearFailedPaths(db), 1);
   assert.deepEqual(listFailedPaths(db), []);
   assert.equal(fs.readFileSync(path.join(s.stateDir, 'db', 'schema'), 'utf8'), '10');
+});
+
+test('the three closure walks (lookups, in memory, SQL) give the same graph, both directions', (t) => {
+  const { db, make } = setup(t);
+  // A random DAG: each path refers to up to three earlier ones, some to itself.
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const infos: ValidPathInfo[] = [];
+  for (let i = 0; i < 400; i++) {
+    const refs = new Set<string>();
+    for (let k = 0; k < 3 && i > 0; k++) if (rand() < 0.7) refs.add(infos[Math.floor(rand() * i)]!.path);
+    const info = make(`dag${i}`, [...refs]);
+    if (rand() < 0.1) info.references.push(info.path);
+    infos.push(info);
+  }
+  db.registerValidPaths(infos);
+  const flat = (g: ReturnType<typeof db.closure>) => g.paths.map((p, i) => `${p} ${[...refsOf(g, i)].map((j) => g.paths[j]).join(',')}`);
+  let biggest = 0;
+  for (const up of [false, true]) {
+    for (const roots of [[infos[399]!.path], [infos[10]!.path, infos[200]!.path], [infos[0]!.path]]) {
+      const lookups = flat(db.closure(roots, { up, via: 'lookups' }));
+      biggest = Math.max(biggest, lookups.length);
+      assert.deepEqual(flat(db.closure(roots, { up, via: 'memory' })), lookups, `memory, up=${up}`);
+      assert.deepEqual(flat(db.closure(roots, { up, via: 'sql' })), lookups, `sql, up=${up}`);
+      assert.deepEqual(flat(db.closure(roots, { up })), lookups);
+    }
+  }
+  assert.ok(biggest > 100, `the walks compared were too small (${biggest})`);
 });

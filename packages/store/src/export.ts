@@ -4,7 +4,8 @@ import { StoreDbError } from './errors.js';
 import { Hash } from './hash.js';
 import { narChunks } from './nar.js';
 import { ENTRY_START, STREAM_END, encodeTrailer } from './export-format.js';
-import { topoSortPaths } from './topo-sort.js';
+import { topoSortGraph } from './topo-sort.js';
+import { requireValid } from './query.js';
 import type { Store } from './store.js';
 
 /** Where the stream goes: a write that may ask the caller to wait (back-pressure). */
@@ -30,8 +31,8 @@ export async function exportPaths(
   const db = store.db;
   for (const p of paths) store.checkInStore(p);
   const graph = db.subgraph(paths);
-  for (const p of paths) if (!graph.has(p)) throw new StoreDbError(`path '${p}' is not valid`);
-  const order = topoSortPaths(graph.keys(), (p) => graph.get(p));
+  requireValid(paths, graph);
+  const order = topoSortGraph(graph);
   let bytes = 0;
   let done = 0;
   for (const p of order) {
@@ -39,6 +40,8 @@ export async function exportPaths(
     if (!info) throw new StoreDbError(`path '${p}' stopped being valid during the export`);
     await write(ENTRY_START);
     const h = createHash('sha256');
+    // Synchronous reads: measured faster here than narStream's read-ahead, whose first read of
+    // each path waits on the thread pool (a thousand small paths, a thousand waits).
     for (const chunk of narChunks(p)) {
       h.update(chunk);
       bytes += chunk.length;

@@ -1,9 +1,8 @@
 // NAR-hashing of many store paths at once, spread over worker threads (one per core).
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { hashPath } from './nar.js';
+import { createHash } from 'node:crypto';
 import { Hash } from './hash.js';
 
 export interface PathHashResult {
@@ -14,46 +13,129 @@ export interface PathHashResult {
 /** A path that could not be read or canonicalised; the message names it. */
 export class PathReadError extends Error {}
 
-/** Below this many paths the threads' start-up costs more than it saves. */
-const MIN_PARALLEL = 256;
-/** Paths per message: large enough to amortise messaging, small enough to balance load. */
-const CHUNK = 128;
+/** Below this many paths the threads' start-up (~50 ms) costs more than they save. */
+const MIN_PARALLEL = 2000;
+/**
+ * Paths per message: large enough to amortise messaging, small enough to balance load
+ * (hashing costs vary with size; checking and canonicalising cost the same for each path).
+ */
+const HASH_CHUNK = 128;
+const META_CHUNK = 2048;
+
+/** Reused by every hash in this thread: file contents are read through it. */
+const READ_BUF = Buffer.allocUnsafe(1 << 20);
+const ZEROS = Buffer.alloc(8);
+const SLASH = Buffer.from('/');
+const U64 = Buffer.alloc(8);
+const TOKENS = new Map<string, Buffer>();
+
+/** A NAR string token (length, bytes, padding), built once per distinct word. */
+function token(s: string): Buffer {
+  let t = TOKENS.get(s);
+  if (!t) {
+    const b = Buffer.from(s);
+    t = Buffer.alloc(8 + b.length + ((8 - (b.length % 8)) % 8));
+    t.writeUInt32LE(b.length, 0);
+    b.copy(t, 8);
+    TOKENS.set(s, t);
+  }
+  return t;
+}
 
 /**
- * Canonicalises the metadata of a tree as Nix's canonicalisePathMetaData does for
- * registration: mode 0444/0555 (executable bit kept), mtime 1. Ownership is left alone
- * (drover's store belongs to the user running it).
+ * The NAR hash of a tree, hashed as it is walked (no chunk allocations: this runs for each
+ * of 100k small paths), canonicalising metadata on the way when asked, as Nix's
+ * canonicalisePathMetaData does before registration: mode 0444 or 0555 (the owner's
+ * executable bit decides; directories are 0555), mtime 1. Ownership is left alone: a
+ * drover store belongs to the user running it. Equal to `hashPath` (tested).
  */
-export function canonicalisePath(p: string): void {
-  const st = fs.lstatSync(p);
-  if (st.isSymbolicLink()) {
-    if (st.mtimeMs !== 1000) fs.lutimesSync(p, 1, 1);
-    return;
-  }
-  if (st.isDirectory()) {
-    for (const name of fs.readdirSync(p)) canonicalisePath(path.join(p, name));
-  }
-  const want = st.isDirectory() || st.mode & 0o100 ? 0o555 : 0o444;
-  if ((st.mode & 0o7777) !== want) fs.chmodSync(p, want);
-  if (st.mtimeMs !== 1000) fs.utimesSync(p, 1, 1);
+export function hashAndCanonicalise(root: string, opts: { hash: boolean; canonicalise: boolean }): { hash: Buffer; size: number } {
+  const h = opts.hash ? createHash('sha256') : undefined;
+  let size = 0;
+  const put = (b: Buffer) => {
+    h?.update(b);
+    size += b.length;
+  };
+  const str = (b: Buffer) => {
+    U64.writeUInt32LE(b.length >>> 0, 0);
+    U64.writeUInt32LE(Math.floor(b.length / 2 ** 32), 4);
+    put(U64);
+    put(b);
+    const pad = (8 - (b.length % 8)) % 8;
+    if (pad) put(ZEROS.subarray(0, pad));
+  };
+  // Buffer paths below the root: entry names need not be UTF-8.
+  const walk = (p: string | Buffer) => {
+    const st = fs.lstatSync(p);
+    if (h) put(token('(')), put(token('type'));
+    if (st.isSymbolicLink()) {
+      if (opts.canonicalise && st.mtimeMs !== 1000) fs.lutimesSync(p, 1, 1);
+      if (h) put(token('symlink')), put(token('target')), str(fs.readlinkSync(p, { encoding: 'buffer' }));
+    } else if (st.isFile()) {
+      if (h) {
+        put(token('regular'));
+        if (st.mode & 0o100) put(token('executable')), put(token(''));
+        put(token('contents'));
+        U64.writeUInt32LE(st.size >>> 0, 0);
+        U64.writeUInt32LE(Math.floor(st.size / 2 ** 32), 4);
+        put(U64);
+        const fd = fs.openSync(p, 'r');
+        try {
+          let left = st.size;
+          while (left > 0) {
+            const n = fs.readSync(fd, READ_BUF, 0, Math.min(left, READ_BUF.length), null);
+            if (n === 0) throw new Error(`'${p.toString()}' shrank while being hashed`);
+            put(READ_BUF.subarray(0, n));
+            left -= n;
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+        const pad = (8 - (st.size % 8)) % 8;
+        if (pad) put(ZEROS.subarray(0, pad));
+      }
+    } else if (st.isDirectory()) {
+      if (h) put(token('directory'));
+      const names = fs.readdirSync(p, { encoding: 'buffer' }).sort(Buffer.compare);
+      for (const name of names) {
+        if (h) put(token('entry')), put(token('(')), put(token('name')), str(name), put(token('node'));
+        walk(Buffer.concat([typeof p === 'string' ? Buffer.from(p) : p, SLASH, name]));
+        if (h) put(token(')'));
+      }
+    } else {
+      throw new Error(`'${p.toString()}' is not a regular file, directory or symlink`);
+    }
+    if (h) put(token(')'));
+    if (opts.canonicalise && !st.isSymbolicLink()) {
+      const want = st.isDirectory() || st.mode & 0o100 ? 0o555 : 0o444;
+      if ((st.mode & 0o7777) !== want) fs.chmodSync(p, want);
+      if (st.mtimeMs !== 1000) fs.utimesSync(p, 1, 1);
+    }
+  };
+  if (h) put(token('nix-archive-1'));
+  walk(root);
+  return { hash: h ? h.digest() : Buffer.alloc(0), size };
 }
 
 /** One path's work in the current thread: returns [hex, size] or an error message. */
 function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [string, number] | string {
   try {
-    if (opts.canonicalise) canonicalisePath(p);
-    else if (!opts.hash) fs.lstatSync(p);
-    if (!opts.hash) return ['', 0];
-    const { hash, size } = hashPath(p);
-    return [hash.hex, size];
+    if (!opts.hash && !opts.canonicalise) {
+      fs.lstatSync(p);
+      return ['', 0];
+    }
+    const { hash, size } = hashAndCanonicalise(p, opts);
+    return [hash.toString('hex'), size];
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? `'${p}' does not exist on disk` : `cannot read '${p}': ${(e as Error).message}`;
   }
 }
 
 /**
- * Canonicalises and/or NAR-hashes every path (sha256), in parallel when there are many.
- * Results are in the order of `paths`; an unreadable or missing path throws PathReadError.
+ * Canonicalises and/or NAR-hashes every path (sha256), in parallel when there are many;
+ * with neither, only checks that each exists. Results are in the order of `paths`; an
+ * unreadable or missing path throws PathReadError. Chunks are queued ahead in every thread,
+ * so the threads keep working while the main thread is busy with something else.
  */
 export async function hashPaths(
   paths: readonly string[],
@@ -73,6 +155,9 @@ export async function hashPaths(
   });
 }
 
+/** Chunks queued per thread at once. */
+const AHEAD = 64;
+
 async function runPool(paths: readonly string[], o: { hash: boolean; canonicalise: boolean }, threads: number, raw: ([string, number] | string)[]): Promise<void> {
   let next = 0;
   const workers: Worker[] = [];
@@ -82,17 +167,19 @@ async function runPool(paths: readonly string[], o: { hash: boolean; canonicalis
         const w = new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, ...o } });
         workers.push(w);
         return new Promise<void>((resolve, reject) => {
-          let start = 0;
+          // Start offsets of the chunks this thread has in flight, answered in order.
+          const inFlight: number[] = [];
           const feed = () => {
-            if (next >= paths.length) {
-              resolve();
-              return;
+            while (inFlight.length < AHEAD && next < paths.length) {
+              const start = next;
+              next = Math.min(next + (o.hash ? HASH_CHUNK : META_CHUNK), paths.length);
+              inFlight.push(start);
+              w.postMessage(paths.slice(start, next));
             }
-            start = next;
-            next = Math.min(next + CHUNK, paths.length);
-            w.postMessage(paths.slice(start, next));
+            if (inFlight.length === 0) resolve();
           };
           w.on('message', (results: ([string, number] | string)[]) => {
+            const start = inFlight.shift()!;
             for (let i = 0; i < results.length; i++) raw[start + i] = results[i]!;
             feed();
           });

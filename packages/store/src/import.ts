@@ -1,5 +1,6 @@
 // Importing a Nix export stream: restore while reading, check, then one registration.
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { ExportFormatError } from './errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Hash } from './hash.js';
@@ -36,6 +37,7 @@ export async function importPaths(
   const seen = new Set<string>();
   const order: string[] = [];
   let tmp: string | undefined;
+  const flusher = new BackgroundFlush(store.storeDir);
   try {
     for (let n = 1; await readEntryStart(r, what); n++) {
       const start = r.offset;
@@ -74,13 +76,49 @@ export async function importPaths(
       seen.add(t.path);
       order.push(t.path);
       opts.onProgress?.({ paths: n, bytes: r.offset });
+      flusher.wrote(narSize);
     }
     if (!(await r.atEnd())) throw new ExportFormatError(`${what}: trailing garbage after the end marker at byte ${r.offset}`);
   } catch (e) {
+    await flusher.settle();
     if (tmp) removeTree(tmp);
     for (const item of items) removeTree(item.tmp);
     throw e;
   }
+  await flusher.settle();
   await store.commitPaths(items);
   return order;
+}
+
+/** Bytes written between two background flushes. */
+const FLUSH_EVERY = 64 << 20;
+
+/**
+ * Starts a `sync -f` (syncfs) of the store's file system in the background after every
+ * FLUSH_EVERY bytes restored, so the disk writes back while the stream is still being read;
+ * the commit's own syncfs then finds little left to do. Only an optimisation: the commit
+ * syncs regardless, which is what makes the contents durable before registration.
+ */
+class BackgroundFlush {
+  private pending = 0;
+  private running: Promise<void> | undefined;
+  constructor(private readonly dir: string) {}
+
+  wrote(bytes: number): void {
+    this.pending += bytes;
+    if (this.pending < FLUSH_EVERY || this.running || process.env.DROVER_NO_SYNC === '1') return;
+    this.pending = 0;
+    this.running = new Promise<void>((resolve) => {
+      const child = spawn('sync', ['-f', this.dir], { stdio: 'ignore' });
+      child.on('error', () => resolve());
+      child.on('exit', () => resolve());
+    }).then(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Waits for a flush still running, so no child outlives the import. */
+  async settle(): Promise<void> {
+    await this.running;
+  }
 }

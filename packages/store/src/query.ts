@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { StoreDbError } from './errors.js';
 import { toStorePath } from './store-path.js';
-import { topoSortPaths } from './topo-sort.js';
+import { refsOf, topoSortGraph, type PathGraph } from './topo-sort.js';
 import type { StoreDb } from './db.js';
 import type { Store } from './store.js';
 
@@ -33,27 +33,41 @@ export function resolveStorePath(storeDir: string, arg: string): string {
   return toStorePath(storeDir, p);
 }
 
-function requireValid(db: StoreDb, paths: readonly string[], graph: Map<string, string[]>): void {
-  for (const p of paths) if (!graph.has(p)) throw new InvalidPathError(p);
+/** Every root must be in the graph (valid); a binary search, since graph paths are sorted. */
+export function requireValid(paths: readonly string[], graph: PathGraph): void {
+  for (const p of paths) if (indexIn(graph, p) < 0) throw new InvalidPathError(p);
+}
+
+/** Index of `p` in the graph's sorted paths, or -1. */
+export function indexIn(graph: PathGraph, p: string): number {
+  let lo = 0;
+  let hi = graph.paths.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const m = graph.paths[mid]!;
+    if (m === p) return mid;
+    if (m < p) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 function sortedSet(db: StoreDb, set: Iterable<string>): string[] {
-  const graph = db.subgraph([...set]);
-  return topoSortPaths(graph.keys(), (p) => graph.get(p));
+  return topoSortGraph(db.subgraph([...set]));
 }
 
 /** The closure of `paths` (`nix-store -qR`), references before referrers, in Nix's exact order. */
 export function queryRequisites(db: StoreDb, paths: readonly string[]): string[] {
   const graph = db.closure(paths);
-  requireValid(db, paths, graph);
-  return topoSortPaths(graph.keys(), (p) => graph.get(p));
+  requireValid(paths, graph);
+  return topoSortGraph(graph);
 }
 
 /** Everything that refers to `paths`, transitively, themselves included (`--referrers-closure`). */
 export function queryReferrersClosure(db: StoreDb, paths: readonly string[]): string[] {
   const graph = db.closure(paths, { up: true });
-  requireValid(db, paths, graph);
-  return topoSortPaths(graph.keys(), (p) => graph.get(p));
+  requireValid(paths, graph);
+  return topoSortGraph(graph);
 }
 
 /** The union of the direct references of `paths`, topologically sorted as Nix prints them. */
@@ -98,7 +112,7 @@ const COLOURS = ['black', 'red', 'green', 'blue', 'magenta', 'burlywood'];
  */
 export function dotGraph(db: StoreDb, roots: readonly string[]): string[] {
   const graph = db.closure(roots);
-  requireValid(db, roots, graph);
+  requireValid(roots, graph);
   const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
   const lines = ['digraph G {'];
   const heap = new MinHeap();
@@ -110,7 +124,8 @@ export function dotGraph(db: StoreDb, roots: readonly string[]): string[] {
     done.add(p);
     const id = base(p);
     lines.push(`"${id}" [label = "${id.slice(33)}", shape = box, style = filled, fillcolor = "#ff0000"];`);
-    for (const ref of [...graph.get(p)!].sort()) {
+    for (const j of refsOf(graph, indexIn(graph, p))) {
+      const ref = graph.paths[j]!;
       if (ref === p) continue;
       heap.push(ref);
       lines.push(`"${base(ref)}" -> "${id}" [color = "${COLOURS[colour++ % COLOURS.length]}"];`);

@@ -1,9 +1,8 @@
 // Registering paths that are already on disk (`nix-store --register-validity` / `--load-db`).
-import fs from 'node:fs';
 import { hashPaths, PathReadError } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
 import { parseStorePath } from './store-path.js';
-import { topoSortPaths } from './topo-sort.js';
+import { checkAcyclic } from './topo-sort.js';
 import type { Registration } from './registration.js';
 import type { Store } from './store.js';
 
@@ -41,35 +40,35 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   for (const r of entries) {
     check(r, r.path, 'path');
     if (r.deriver) check(r, r.deriver, `deriver of '${r.path}'`);
-    for (const ref of r.references) check(r, ref, `reference of '${r.path}'`);
     byPath.set(r.path, r);
   }
-  const batch = [...byPath.values()].filter((r) => opts.reregister || !db.isValid(r.path));
-  const inBatch = new Set(batch.map((r) => r.path));
-  // Refuse dangling references before spending time on hashing.
-  for (const r of batch) {
-    for (const ref of r.references) {
-      if (!inBatch.has(ref) && !db.isValid(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
-    }
-  }
+  // References that are paths of the input were checked as such.
+  for (const r of entries) for (const ref of r.references) if (!byPath.has(ref)) check(r, ref, `reference of '${r.path}'`);
+  const validBefore = opts.reregister ? new Set<string>() : db.validAmong([...byPath.keys()]);
+  const batch = [...byPath.values()].filter((r) => !validBefore.has(r.path));
   const paths = batch.map((r) => r.path);
-  // Cycles too are refused before anything is touched (the DB would refuse them later).
-  const refsOf = new Map(batch.map((r) => [r.path, r.references]));
-  topoSortPaths(paths, (p) => refsOf.get(p));
-  // All must exist before any is touched: canonicalising is a change to the store.
-  for (const r of batch) {
-    try {
-      fs.lstatSync(r.path);
-    } catch {
-      fail(r, `cannot register '${r.path}': it does not exist on disk`);
-    }
-  }
+  // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
+  // this thread checks references; canonicalising, which changes files, waits for both.
+  const reading = hashPaths(paths, { hash: !opts.hashGiven, canonicalise: false });
+  reading.catch(() => {});
   let hashed: Awaited<ReturnType<typeof hashPaths>>;
   try {
-    hashed = await hashPaths(paths, { hash: !opts.hashGiven, canonicalise: opts.canonicalise });
+    const inBatch = new Set(paths);
+    const outside = new Set<string>();
+    for (const r of batch) for (const ref of r.references) if (!inBatch.has(ref) && !validBefore.has(ref)) outside.add(ref);
+    const validOutside = db.validAmong([...outside]);
+    for (const r of batch) {
+      for (const ref of r.references) {
+        if (!inBatch.has(ref) && !validBefore.has(ref) && !validOutside.has(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
+      }
+    }
+    // Cycles too are refused before anything is touched (the DB would refuse them later).
+    const refsOf = new Map(batch.map((r) => [r.path, r.references]));
+    checkAcyclic(paths, (p) => refsOf.get(p));
+    hashed = await reading;
   } catch (e) {
-    if (e instanceof PathReadError) throw new RegistrationError(`${what}: cannot register: ${e.message}`);
-    throw e;
+    await reading.catch(() => {});
+    throw readError(e);
   }
   const infos: ValidPathInfo[] = batch.map((r, i) => ({
     path: r.path,
@@ -78,6 +77,26 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     references: [...new Set(r.references)],
     deriver: r.deriver,
   }));
-  db.registerValidPaths(infos, { derivationOutputsOf: (drv) => store.derivationOutputsOf(drv) });
+  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true };
+  if (!opts.canonicalise) {
+    db.registerValidPaths(infos, common);
+    return paths;
+  }
+  // The threads make the files read-only while this thread writes the rows; the
+  // transaction commits only once they are done, so no valid path is ever writable.
+  const canonicalising = hashPaths(paths, { hash: false, canonicalise: true });
+  canonicalising.catch(() => {});
+  try {
+    await db.registerValidPaths(infos, { ...common, beforeCommit: async () => void (await canonicalising) });
+  } catch (e) {
+    await canonicalising.catch(() => {});
+    throw readError(e);
+  }
   return paths;
+
+  function readError(e: unknown): unknown {
+    if (!(e instanceof PathReadError)) return e;
+    const r = batch.find((b) => e.message.includes(`'${b.path}'`));
+    return new RegistrationError(`${what}: ${r ? `line ${r.line}: ` : ''}cannot register: ${e.message}`);
+  }
 }

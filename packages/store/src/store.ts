@@ -77,7 +77,8 @@ export class Store {
     const locks: FileLock[] = [];
     const renamed: string[] = [];
     try {
-      for (const p of [...pending.keys()].sort()) locks.push(await lock(`${p}.lock`));
+      const held = heldLocks();
+      for (const p of [...pending.keys()].sort()) if (!held.has(p)) locks.push(await lock(`${p}.lock`));
       // Someone else may have finished a path while we waited for its lock.
       for (const [p, item] of pending) {
         if (this.db.isValid(p)) {
@@ -217,6 +218,15 @@ export class Store {
     if (!p.startsWith(this.storeDir + '/')) throw new StorePathError(`path '${p}' is not in the store dir ${this.storeDir}`);
     return p;
   }
+}
+
+/**
+ * Output locks that the parent process holds on our behalf (`DROVER_HELD_LOCKS`, paths
+ * separated by spaces, as Nix's NIX_HELD_LOCKS): a build hook importing the outputs of a
+ * build whose scheduler locked them must not wait for those locks, or both wait forever.
+ */
+function heldLocks(): Set<string> {
+  return new Set((process.env.DROVER_HELD_LOCKS ?? '').split(/\s+/).filter((p) => p.length > 0));
 }
 
 /** Most new paths one transaction commits: each holds a lock file open until the commit. */

@@ -18,17 +18,44 @@ export class LogDir {
     return path.join(this.root, base.slice(0, 2), base.slice(2));
   }
 
-  /** Opens (truncating) the log of `drvPath` for appending; returns the file and its fd. */
-  open(drvPath: string): { file: string; fd: number } {
+  /**
+   * The log of a new build of `drvPath`. An older log is removed now; the file is created
+   * only when the build prints something (creating files is slow on some disks, and most
+   * trivial builds print nothing).
+   */
+  open(drvPath: string): LazyLog {
     const file = this.pathFor(drvPath);
-    const dir = path.dirname(file);
-    if (!this.made.has(dir)) {
-      fs.mkdirSync(dir, { recursive: true });
-      this.made.add(dir);
-    }
-    // O_APPEND: the builder's stdout and stderr share the file without overwriting each other.
-    const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_APPEND, 0o644);
-    return { file, fd };
+    fs.rmSync(file, { force: true });
+    return new LazyLog(file, () => {
+      const dir = path.dirname(file);
+      if (!this.made.has(dir)) {
+        fs.mkdirSync(dir, { recursive: true });
+        this.made.add(dir);
+      }
+      return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_APPEND, 0o644);
+    });
+  }
+}
+
+/** A log file opened on its first write. */
+export class LazyLog {
+  private fd: number | undefined;
+  private closed = false;
+  constructor(
+    readonly file: string,
+    private readonly openFd: () => number,
+  ) {}
+
+  write(chunk: Buffer): void {
+    if (this.closed) return;
+    this.fd ??= this.openFd();
+    fs.writeSync(this.fd, chunk);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 

@@ -6,3 +6,4 @@ export * from './options.js';
 export * from './failure.js';
 export * from './references.js';
 export * from './system.js';
+export * from './dag-gen.js';

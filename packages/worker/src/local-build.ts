@@ -1,13 +1,13 @@
-// One builder process on this machine: its build dir, environment, sandbox, log and end.
+// One builder process on this machine: its environment, sandbox, log and end.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { removeTree, toBase32, type Derivation } from '@drover/store';
 import { bwrapArgs, SANDBOX_BUILD_DIR, type SandboxPath } from './sandbox.js';
-import { LinePrefixer } from './build-log.js';
+import { LinePrefixer, type LazyLog } from './build-log.js';
 import { killGroup, statusOf, type ExitInfo } from './processes.js';
+import { Spawner } from './spawner.js';
 
 export interface SandboxSetup {
   bwrap: string;
@@ -25,9 +25,9 @@ export interface LocalBuildSpec {
   outputs: Record<string, string>;
   fixedOutput: boolean;
   cores: number;
-  logFile: string;
-  /** Open log fd (O_APPEND); the builder writes to it directly unless `printLogs`. */
-  logFd: number;
+  /** An empty, private directory for the build. */
+  buildDir: string;
+  log: LazyLog;
   printLogs: boolean;
   maxSilentTime: number;
   timeout: number;
@@ -38,6 +38,9 @@ export interface LocalBuildSpec {
   inheritFds: readonly number[];
   /** Where `-L` lines go. */
   stderr: (s: string) => void;
+  /** Starts the builder cheaply when given (see spawner.ts), with its output in `slotLog`. */
+  spawner?: Spawner;
+  slotLog?: string;
 }
 
 export interface LocalBuildResult extends ExitInfo {
@@ -50,7 +53,7 @@ export interface LocalBuildResult extends ExitInfo {
  * then the build dir and log variables; fixed-output derivations also get the
  * impureEnvVars they name from the caller's environment.
  */
-export function builderEnv(spec: LocalBuildSpec, buildDirInside: string): Record<string, string> {
+export function builderEnv(spec: Pick<LocalBuildSpec, 'drv' | 'outputs' | 'storeDir' | 'cores' | 'fixedOutput'>, buildDirInside: string): Record<string, string> {
   const env: Record<string, string> = Object.create(null);
   env['PATH'] = '/path-not-set';
   env['HOME'] = '/homeless-shelter';
@@ -81,33 +84,54 @@ function passAsFiles(env: Record<string, string>, buildDir: string, buildDirInsi
   }
 }
 
+/** Appends a finished build's slot log to its real log (created only when there is something). */
+function copyLog(slot: string, log: LazyLog): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(slot, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(1 << 16);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      log.write(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** How long output already in the pipes may take to arrive after the builder's group is gone. */
+const DRAIN_MS = 1000;
+
 export class LocalBuild {
-  readonly child: ChildProcess;
-  readonly buildDir: string;
   /** Scratch dir mounted over the store dir in the sandbox. */
   readonly storeRoot: string | undefined;
   readonly done: Promise<LocalBuildResult>;
   private timedOut: string | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private exited = false;
+  private killer: () => void = () => {};
 
   constructor(readonly spec: LocalBuildSpec) {
-    this.buildDir = fs.mkdtempSync(path.join(os.tmpdir(), `drover-build-${spec.name.slice(0, 64)}-`));
     const sb = spec.sandbox;
-    const inside = sb ? SANDBOX_BUILD_DIR : this.buildDir;
+    const inside = sb ? SANDBOX_BUILD_DIR : spec.buildDir;
     const env = builderEnv(spec, inside);
-    if (env['passAsFile']) passAsFiles(env, this.buildDir, inside);
+    if (env['passAsFile']) passAsFiles(env, spec.buildDir, inside);
     let cmd = spec.drv.builder;
     let args = spec.drv.args;
     if (sb) {
-      this.storeRoot = path.join(spec.storeDir, `.drover-sandbox-${path.basename(this.buildDir)}`);
+      this.storeRoot = path.join(spec.storeDir, `.drover-sandbox-${process.pid}-${path.basename(spec.buildDir)}`);
       fs.mkdirSync(this.storeRoot, { mode: 0o755 });
       args = [
         ...bwrapArgs({
           bwrap: sb.bwrap,
           storeDir: spec.storeDir,
           storeRoot: this.storeRoot,
-          buildDir: this.buildDir,
+          buildDir: spec.buildDir,
           etcDir: sb.etcDir,
           inputs: spec.inputClosure,
           paths: sb.paths,
@@ -119,64 +143,103 @@ export class LocalBuild {
       ];
       cmd = sb.bwrap;
     }
-    const out: number | 'pipe' = spec.printLogs ? 'pipe' : spec.logFd;
-    this.child = spawn(cmd, args, {
-      cwd: this.buildDir,
-      env,
-      // Its own process group, so timeouts and the end of the build reach every process.
-      detached: true,
-      stdio: ['ignore', out, out, ...spec.inheritFds],
-    });
-    const started = Date.now();
-    let lastOutput = started;
-    if (spec.printLogs) {
-      const prefixer = new LinePrefixer(`${spec.name}> `, spec.stderr);
-      const onData = (c: Buffer) => {
-        lastOutput = Date.now();
-        fs.writeSync(spec.logFd, c);
-        prefixer.push(c);
-      };
-      this.child.stdout!.on('data', onData);
-      this.child.stderr!.on('data', onData);
-      this.child.once('close', () => prefixer.end());
-    }
+    const viaSpawner = spec.spawner?.alive && spec.slotLog !== undefined && !spec.printLogs && Spawner.canPass(env);
+    this.done = viaSpawner ? this.startViaSpawner(spec, cmd, args, env) : this.startViaNode(spec, cmd, args, env);
+  }
+
+  private armTimers(spec: LocalBuildSpec, silentFor: () => number): void {
     if (spec.timeout > 0) {
       this.timers.push(setTimeout(() => this.killFor(`timed out after ${spec.timeout} seconds`), spec.timeout * 1000));
     }
     if (spec.maxSilentTime > 0) {
-      // Without a pipe, the log file's size tells whether the builder said anything.
-      let size = 0;
-      const tick = Math.min(1000, spec.maxSilentTime * 250);
+      const mst = spec.maxSilentTime;
       this.timers.push(
         setInterval(() => {
-          if (!spec.printLogs) {
-            const s = fs.fstatSync(spec.logFd).size;
-            if (s !== size) {
-              size = s;
-              lastOutput = Date.now();
-            }
-          }
-          if (Date.now() - lastOutput >= spec.maxSilentTime * 1000) {
-            this.killFor(`timed out after ${spec.maxSilentTime} seconds of silence`);
-          }
-        }, tick),
+          if (silentFor() >= mst * 1000) this.killFor(`timed out after ${mst} seconds of silence`);
+        }, Math.min(1000, mst * 250)),
       );
     }
-    this.done = new Promise((resolve) => {
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  /** The cheap way: a line to the spawner shell; the log is the slot file, copied if not empty. */
+  private async startViaSpawner(spec: LocalBuildSpec, cmd: string, args: readonly string[], env: Record<string, string>): Promise<LocalBuildResult> {
+    const slot = spec.slotLog!;
+    const job = spec.spawner!.start({ cwd: spec.buildDir, env, cmd, args, logFile: slot });
+    this.killer = () => job.kill();
+    let size = 0;
+    let last = Date.now();
+    this.armTimers(spec, () => {
+      try {
+        const s = fs.statSync(slot).size;
+        if (s !== size) {
+          size = s;
+          last = Date.now();
+        }
+      } catch {
+        /* not there yet */
+      }
+      return Date.now() - last;
+    });
+    const info = await job.exit;
+    this.exited = true;
+    // Whatever the builder left running in its session goes with it.
+    job.kill();
+    this.clearTimers();
+    copyLog(slot, spec.log);
+    return { ...info, description: this.timedOut ? 'signal SIGKILL' : info.description, timedOut: this.timedOut };
+  }
+
+  /** Node's own spawn: pipes for the output (needed for -L), one fork of the whole scheduler. */
+  private startViaNode(spec: LocalBuildSpec, cmd: string, args: readonly string[], env: Record<string, string>): Promise<LocalBuildResult> {
+    const child: ChildProcess = spawn(cmd, args, {
+      cwd: spec.buildDir,
+      env,
+      // Its own process group, so timeouts and the end of the build reach every process.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', ...spec.inheritFds],
+    });
+    this.killer = () => killGroup(child.pid, 'SIGKILL');
+    let lastOutput = Date.now();
+    const prefixer = spec.printLogs ? new LinePrefixer(`${spec.name}> `, spec.stderr) : undefined;
+    const onData = (c: Buffer) => {
+      lastOutput = Date.now();
+      spec.log.write(c);
+      prefixer?.push(c);
+    };
+    const out = child.stdout!;
+    const err = child.stderr!;
+    out.on('data', onData);
+    err.on('data', onData);
+    this.armTimers(spec, () => Date.now() - lastOutput);
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    return new Promise((resolve) => {
       const finish = (info: ExitInfo) => {
-        for (const t of this.timers) clearTimeout(t);
+        this.clearTimers();
+        prefixer?.end();
         resolve({ ...info, timedOut: this.timedOut });
       };
-      this.child.once('error', (e) => {
+      child.once('error', (e) => {
         this.exited = true;
         finish({ status: 127, description: `could not start builder '${spec.drv.builder}': ${e.message}` });
       });
-      this.child.once('exit', (code, signal) => {
+      child.once('exit', (code, signal) => {
         this.exited = true;
         // Anything the builder left running in its group goes with it, as Nix kills the build user's processes.
-        killGroup(this.child.pid, 'SIGKILL');
-        if (!spec.printLogs) finish(statusOf(code, signal));
-        else this.child.once('close', () => finish(statusOf(code, signal)));
+        killGroup(child.pid, 'SIGKILL');
+        const info = statusOf(code, signal);
+        // A process that left the group may hold the pipes open forever: drain, but bounded.
+        const t = setTimeout(() => {
+          out.destroy();
+          err.destroy();
+        }, DRAIN_MS);
+        void closed.then(() => {
+          clearTimeout(t);
+          finish(info);
+        });
       });
     });
   }
@@ -184,12 +247,12 @@ export class LocalBuild {
   private killFor(why: string): void {
     if (this.exited || this.timedOut) return;
     this.timedOut = why;
-    killGroup(this.child.pid, 'SIGKILL');
+    this.killer();
   }
 
   /** Stops the builder and everything in its group. */
   kill(): void {
-    if (!this.exited) killGroup(this.child.pid, 'SIGKILL');
+    if (!this.exited) this.killer();
   }
 
   /**
@@ -200,20 +263,18 @@ export class LocalBuild {
     if (!this.storeRoot) return;
     for (const p of Object.values(this.spec.outputs)) {
       const src = path.join(this.storeRoot, path.basename(p));
-      let st: fs.Stats;
       try {
-        st = fs.lstatSync(src);
+        fs.lstatSync(src);
       } catch {
         continue;
       }
       removeTree(p);
-      if (st) fs.renameSync(src, p);
+      fs.renameSync(src, p);
     }
   }
 
-  /** Removes the build dir (unless kept) and the scratch store. */
-  cleanup(keepBuildDir: boolean): void {
+  /** Removes the scratch store of a sandboxed build. */
+  cleanup(): void {
     if (this.storeRoot) removeTree(this.storeRoot);
-    if (!keepBuildDir) removeTree(this.buildDir);
   }
 }

@@ -67,7 +67,7 @@ export function resolveBuildOptions(f: BuildFlags, env: NodeJS.ProcessEnv, stder
     thisSystem: system,
     systemFeatures: f.systemFeatures === undefined ? defaultSystemFeatures() : words(f.systemFeatures),
     postponeDelayMs: 1000,
-    registerDelayMs: 20,
+    registerDelayMs: 100,
     stderr,
   };
 }

@@ -24,7 +24,7 @@ export class Registrar {
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { delayMs: number; onError: (e: unknown) => void },
+    private readonly opts: { delayMs: number; onError: (e: unknown) => void; sync?: (dir: string) => Promise<void> | undefined },
   ) {}
 
   get pending(): number {
@@ -56,7 +56,7 @@ export class Registrar {
     const batch = this.queue.splice(0);
     this.running = (async () => {
       try {
-        await syncStore(this.store.storeDir);
+        await syncStore(this.store.storeDir, this.opts.sync);
         this.store.db.registerValidPaths(batch.flatMap((e) => e.infos));
         for (const e of batch) for (const l of e.locks) l.release({ unlink: true });
       } catch (e) {
@@ -76,8 +76,10 @@ export class Registrar {
  * One syncfs(2) of the store's file system (`sync -f`), off the event loop. DROVER_NO_SYNC=1
  * skips it (for throwaway stores), as the store package does.
  */
-function syncStore(dir: string): Promise<void> {
+function syncStore(dir: string, via?: (dir: string) => Promise<void> | undefined): Promise<void> {
   if (process.env.DROVER_NO_SYNC === '1') return Promise.resolve();
+  const p = via?.(dir);
+  if (p) return p;
   return new Promise((resolve) => {
     const c = spawn('sync', ['-f', dir], { stdio: 'ignore' });
     // A missing `sync` costs durability after a power loss only, never consistency.

@@ -69,6 +69,8 @@ export function defaultSandboxPaths(): SandboxPath[] {
     const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
     if (m && exists(m[1]!)) libs.add(m[1]!);
   }
+  // Without ldd (or static programs), fall back to the library directories themselves.
+  if (libs.size === 0) for (const d of ['/lib', '/lib64', '/usr/lib', '/usr/lib64']) if (exists(d)) libs.add(d);
   defaultPaths = [...programs, ...libs].map((p) => ({ target: p, source: p, optional: true }));
   return defaultPaths;
 }

@@ -4,9 +4,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { removeTree, tryLock, lock, type FileLock, type Store, type ValidPathInfo } from '@drover/store';
+import { checkAcyclic, removeTree, lock, type FileLock, type Store, type ValidPathInfo } from '@drover/store';
 import { buildOrder, loadGoals, type Goal, type GoalGraph } from './goals.js';
-import { LinePrefixer, LogDir, tailLines } from './build-log.js';
+import { LinePrefixer, LogDir, tailLines, type LazyLog } from './build-log.js';
+import { BuildLocks, buildLockDir, lockFd } from './build-locks.js';
+import { BuildDirs } from './build-dirs.js';
+import { Spawner, findTool } from './spawner.js';
 import { LocalBuild, type SandboxSetup } from './local-build.js';
 import { HookError, HookInstance } from './hook-client.js';
 import { finishOutput } from './outputs.js';
@@ -15,7 +18,7 @@ import { defaultSandboxPaths, probeBwrap, writeSandboxEtc, type SandboxMode, typ
 import { canBuildSystem, missingFeatures } from './system.js';
 import { exitStatusOf, isPermanent, toFailure, BuildStepError, type BuildFailure } from './failure.js';
 import { buildFailedLine, buildStartedLine, buildSucceededLine, hookFailedLine } from './trace-lines.js';
-import { validSubset } from './validity.js';
+import { dbClosure, validSubset } from './validity.js';
 import { failedSubset, recordFailedPaths } from './failed-paths.js';
 
 export interface BuildOptions {
@@ -78,6 +81,8 @@ export class Scheduler {
   private fatal: unknown;
   private readonly failures: { drvPath: string; failure: BuildFailure }[] = [];
   private readonly logs: LogDir;
+  private readonly locks: BuildLocks;
+  private readonly buildDirs = new BuildDirs();
   private readonly registrar: Registrar;
   /** References of paths this run knows (built here or read from the DB once). */
   private readonly refs = new Map<string, readonly string[]>();
@@ -85,15 +90,25 @@ export class Scheduler {
   private sandboxEtc: string | undefined;
   private finish: (() => void) | undefined;
   private pumping = false;
+  private spawner: Spawner | undefined | null = null;
+  private slotDir: string | undefined;
+  private readonly freeSlots: number[] = [];
+  private slotCount = 0;
 
   constructor(
     private readonly store: Store,
     private readonly opts: BuildOptions,
   ) {
     this.logs = new LogDir(store.stateDir);
+    this.locks = new BuildLocks(buildLockDir(store.stateDir));
     this.registrar = new Registrar(store, {
       delayMs: opts.registerDelayMs,
       onError: (e) => this.die(e),
+      // `sync -f` through the spawner shell when it runs: spawning from Node costs milliseconds.
+      sync: (dir) => {
+        const sp = this.spawner;
+        return sp?.alive ? sp.start({ cwd: '/', env: {}, cmd: findTool('sync') ?? 'sync', args: ['-f', dir], logFile: '/dev/null', plain: true }).exit.then(() => {}) : undefined;
+      },
     });
   }
 
@@ -114,6 +129,10 @@ export class Scheduler {
     }
     await this.hook?.close();
     this.cleanupSandbox();
+    this.buildDirs.close();
+    this.spawner?.close();
+    if (this.slotDir) fs.rmSync(this.slotDir, { recursive: true, force: true });
+    this.locks.tidy();
     if (this.fatal) throw this.fatal;
     return this.result();
   }
@@ -212,7 +231,8 @@ export class Scheduler {
 
   private checkDone(): void {
     if (!this.finish) return;
-    if (this.jobs.size > 0 || this.hookBusy || this.lockWaits > 0) return;
+    // Waits for other processes' locks cannot be cancelled; a stopping run leaves them.
+    if (this.jobs.size > 0 || this.hookBusy || (this.lockWaits > 0 && !this.stopping)) return;
     if (!this.stopping && (this.ready.length > 0 || this.postponed.length > 0 || this.slotWait.length > 0)) return;
     if (!this.stopping) {
       // Nothing runs and nothing waits: any goal still open waits for an input that never
@@ -235,18 +255,16 @@ export class Scheduler {
    * outputs on disk are removed.
    */
   private lockOutputs(g: Goal): boolean {
-    const taken: FileLock[] = [];
-    for (const p of Object.values(g.outputs)) {
-      const l = tryLock(`${p}.lock`);
-      if (!l) {
-        for (const t of taken) t.release({ unlink: true });
-        this.waitForLock(g, `${p}.lock`);
-        return false;
-      }
-      taken.push(l);
-    }
-    g.locks = taken;
     const outs = Object.values(g.outputs);
+    const r = this.locks.tryLockAll(outs);
+    if ('busy' in r) {
+      this.waitForLock(g, r.busy);
+      return false;
+    }
+    g.locks = r.locks;
+    // A valid path exists on disk (invariant 1): outputs that do not exist need no DB query.
+    const onDisk = outs.filter((p) => fs.existsSync(p) || isSymlink(p));
+    if (onDisk.length === 0) return true;
     const valid = validSubset(this.store, outs);
     if (valid.size === outs.length) {
       this.releaseLocks(g);
@@ -258,7 +276,7 @@ export class Scheduler {
       this.fail(g, { kind: 'system', status: 0, message: `derivation '${g.drvPath}' is blocked: some of its outputs became valid and others did not` });
       return false;
     }
-    for (const p of outs) {
+    for (const p of onDisk) {
       try {
         removeTree(p);
       } catch (e) {
@@ -348,6 +366,9 @@ export class Scheduler {
       this.fail(g, this.unsupported(g, true));
     } else if (this.slotFree(g)) {
       this.startLocal(g);
+    } else if (this.opts.maxJobs === 0) {
+      this.releaseLocks(g);
+      this.fail(g, { kind: 'system', status: 0, message: `cannot build '${g.drvPath}': the build hook declined it and --max-jobs is 0` });
     } else {
       this.releaseLocks(g);
       g.state = 'slot-wait';
@@ -390,7 +411,7 @@ export class Scheduler {
     g.state = 'building';
     const job: Job = { goal: g, kill: () => hook.kill() };
     this.jobs.add(job);
-    let logFd: number | undefined;
+    let openLog: LazyLog | undefined;
     let timedOut: string | undefined;
     const timers: NodeJS.Timeout[] = [];
     try {
@@ -399,14 +420,13 @@ export class Scheduler {
       const inputs = this.closureOf([...g.inputPaths, g.drvPath], true);
       hook.sendPaths(inputs, Object.values(g.outputs));
       const log = this.logs.open(g.drvPath);
-      logFd = log.fd;
+      openLog = log;
       this.trace(buildStartedLine(g.drvPath, g.mainOut, g.drv.system, log.file));
       const prefixer = this.opts.printBuildLogs ? new LinePrefixer(`${g.name}> `, this.opts.stderr) : undefined;
       let lastOutput = Date.now();
-      const fd = log.fd;
       hook.log.on('data', (c: Buffer) => {
         lastOutput = Date.now();
-        fs.writeSync(fd, c);
+        log.write(c);
         prefixer?.push(c);
       });
       const killFor = (why: string) => {
@@ -425,8 +445,7 @@ export class Scheduler {
       const info = await hook.finished();
       prefixer?.end();
       for (const t of timers) clearTimeout(t);
-      fs.closeSync(fd);
-      logFd = undefined;
+      log.close();
       if (this.stopping) {
         this.releaseLocks(g);
         g.state = 'failed';
@@ -453,7 +472,7 @@ export class Scheduler {
       }
     } catch (e) {
       for (const t of timers) clearTimeout(t);
-      if (logFd !== undefined) fs.closeSync(logFd);
+      openLog?.close();
       hook.kill();
       this.releaseLocks(g);
       if (!this.stopping) this.fail(g, { ...toFailure(e), kind: e instanceof BuildStepError ? e.kind : 'hook' });
@@ -480,6 +499,19 @@ export class Scheduler {
     return (this.sandbox = { bwrap: probe.bwrap, paths, etcDir: this.sandboxEtc });
   }
 
+  /** The spawner shell, started with the first local build (DROVER_SPAWNER=0 turns it off). */
+  private getSpawner(): Spawner | undefined {
+    if (this.spawner === null) this.spawner = process.env.DROVER_SPAWNER === '0' ? undefined : Spawner.create();
+    return this.spawner;
+  }
+
+  /** A file for one running build's output, reused by the next build in the same slot. */
+  private takeSlot(): { index: number; file: string } {
+    this.slotDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'drover-logs-'));
+    const index = this.freeSlots.pop() ?? this.slotCount++;
+    return { index, file: path.join(this.slotDir, `slot-${index}`) };
+  }
+
   private cleanupSandbox(): void {
     if (this.sandboxEtc) fs.rmSync(this.sandboxEtc, { recursive: true, force: true });
   }
@@ -488,11 +520,18 @@ export class Scheduler {
     g.state = 'building';
     this.localRunning++;
     let build: LocalBuild;
-    let log: { file: string; fd: number };
+    let log: LazyLog;
+    let buildDir: string;
+    let slot: { index: number; file: string } | undefined;
     try {
       const sandbox = this.sandboxSetup();
       log = this.logs.open(g.drvPath);
+      buildDir = this.buildDirs.take();
+      const spawner = this.opts.printBuildLogs ? undefined : this.getSpawner();
+      slot = spawner ? this.takeSlot() : undefined;
       build = new LocalBuild({
+        spawner,
+        slotLog: slot?.file,
         drvPath: g.drvPath,
         drv: g.drv,
         name: g.name,
@@ -500,18 +539,21 @@ export class Scheduler {
         outputs: g.outputs,
         fixedOutput: g.fixed,
         cores: this.opts.cores,
-        logFile: log.file,
-        logFd: log.fd,
+        buildDir,
+        log,
         printLogs: this.opts.printBuildLogs,
         maxSilentTime: this.opts.maxSilentTime,
         timeout: this.opts.timeout,
         inputClosure: sandbox ? this.closureOf(g.inputPaths, false) : [],
         sandbox,
-        inheritFds: sandbox ? [] : g.locks.map((l) => (l as unknown as { fd: number }).fd).filter((fd) => typeof fd === 'number'),
+        // bwrap dies with us (--die-with-parent); an unsandboxed builder outlives a killed
+        // drover-build, so it keeps the output locks until it ends.
+        inheritFds: sandbox ? [] : g.locks.map(lockFd).filter((fd): fd is number => fd !== undefined),
         stderr: this.opts.stderr,
       });
     } catch (e) {
       this.localRunning--;
+      if (slot) this.freeSlots.push(slot.index);
       this.releaseLocks(g);
       this.fail(g, toFailure(e));
       return;
@@ -520,8 +562,8 @@ export class Scheduler {
     const job: Job = { goal: g, kill: () => build.kill() };
     this.jobs.add(job);
     void build.done.then((res) => {
-      // With -L the log fd is still written from the pipes until the builder's 'close'.
-      fs.closeSync(log.fd);
+      log.close();
+      if (slot) this.freeSlots.push(slot.index);
       this.localRunning--;
       this.jobs.delete(job);
       let ok = false;
@@ -544,11 +586,16 @@ export class Scheduler {
         this.fail(g, toFailure(e));
       } finally {
         try {
-          build.cleanup(this.opts.keepFailed && !ok);
+          build.cleanup();
         } catch (e) {
-          this.opts.stderr(`drover-build: warning: cannot remove the build dir '${build.buildDir}': ${(e as Error).message}\n`);
+          this.opts.stderr(`drover-build: warning: cannot remove '${build.storeRoot}': ${(e as Error).message}\n`);
         }
-        if (this.opts.keepFailed && !ok) this.opts.stderr(`note: keeping the build dir '${build.buildDir}'\n`);
+        if (this.opts.keepFailed && !ok) {
+          this.buildDirs.keep(buildDir);
+          this.opts.stderr(`note: keeping the build dir '${buildDir}'\n`);
+        } else {
+          this.buildDirs.give(buildDir);
+        }
       }
       this.jobEnded(true);
     });
@@ -561,7 +608,7 @@ export class Scheduler {
    * With `fromDb`, everything is read from the DB (it must be flushed first).
    */
   private closureOf(paths: readonly string[], fromDb: boolean): string[] {
-    if (fromDb) return [...this.store.db.closure(paths).keys()].sort();
+    if (fromDb) return [...dbClosure(this.store, paths).keys()].sort();
     const seen = new Set<string>();
     const stack = [...paths];
     const unknown: string[] = [];
@@ -577,7 +624,7 @@ export class Scheduler {
       for (const x of r) if (!seen.has(x)) stack.push(x);
     }
     if (unknown.length > 0) {
-      for (const [p, r] of this.store.db.closure(unknown)) {
+      for (const [p, r] of dbClosure(this.store, unknown)) {
         this.refs.set(p, r);
         seen.add(p);
       }
@@ -592,6 +639,13 @@ export class Scheduler {
     try {
       const candidates = [...this.closureOf(g.inputPaths, false), ...Object.values(g.outputs)];
       infos = Object.entries(g.drv.outputs).map(([name, o]) => finishOutput(g.drvPath, name, o, candidates));
+      // Outputs that refer to each other cannot be registered in any order (Nix refuses them too).
+      const byPath = new Map(infos.map((i) => [i.path, i.references]));
+      try {
+        checkAcyclic(byPath.keys(), (p) => byPath.get(p));
+      } catch (e) {
+        throw new BuildStepError('output', `derivation '${g.drvPath}': ${(e as Error).message}`);
+      }
     } catch (e) {
       this.releaseLocks(g);
       this.fail(g, toFailure(e));
@@ -674,5 +728,14 @@ export class Scheduler {
 
   private trace(line: string): void {
     if (this.opts.printBuildTrace) this.opts.stderr(line);
+  }
+}
+
+/** existsSync follows links; a dangling symlink output is still something on disk. */
+function isSymlink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
   }
 }

@@ -8,8 +8,10 @@ import {
   queryReferrers,
   queryReferrersClosure,
   queryRequisites,
+  requireValid,
   resolveStorePath,
 } from '../query.js';
+import { refsOf } from '../topo-sort.js';
 import { defineCommand, exitState, out, withStore } from './common.js';
 import { argPaths } from './stdin.js';
 
@@ -84,8 +86,8 @@ export const query = defineCommand<Args>({
         case 'graph': {
           if (argv.json) {
             const graph = db.closure(paths);
-            for (const p of paths) if (!graph.has(p)) throw new InvalidPathError(p);
-            return out([JSON.stringify(Object.fromEntries([...graph].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, refs]) => [p, refs.sort()])))]);
+            requireValid(paths, graph);
+            return out([JSON.stringify(Object.fromEntries(graph.paths.map((p, i) => [p, [...refsOf(graph, i)].map((j) => graph.paths[j]!)])))]);
           }
           return out(dotGraph(db, paths));
         }

@@ -1,0 +1,41 @@
+// Tests for hash-pool.ts: the fast NAR hash equals hashPath, canonicalisation, parallel order, errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { hashAndCanonicalise, hashPaths, PathReadError } from './hash-pool.js';
+import { hashPath } from './nar.js';
+import { makeTrickyTree, tempStore } from './testing.js';
+
+test('the walking hash equals hashPath on the tricky tree, and canonicalises it', (t) => {
+  const s = tempStore('drover-hashpool-');
+  t.after(s.cleanup);
+  const tree = path.join(s.dir, 'tree');
+  makeTrickyTree(tree);
+  const want = hashPath(tree);
+  const got = hashAndCanonicalise(tree, { hash: true, canonicalise: false });
+  assert.equal(got.hash.toString('hex'), want.hash.hex);
+  assert.equal(got.size, want.size);
+  const again = hashAndCanonicalise(tree, { hash: true, canonicalise: true });
+  assert.equal(again.hash.toString('hex'), want.hash.hex, 'canonicalising does not change the NAR');
+  for (const name of fs.readdirSync(tree, { recursive: true }) as string[]) {
+    const st = fs.lstatSync(path.join(tree, name));
+    if (st.isSymbolicLink()) continue;
+    assert.ok([0o444, 0o555].includes(st.mode & 0o7777), `${name} mode ${(st.mode & 0o7777).toString(8)}`);
+    assert.equal(st.mtimeMs, 1000, `${name} mtime`);
+  }
+});
+
+test('many paths hash in parallel, results in input order; a missing path is a PathReadError naming it', async (t) => {
+  const s = tempStore('drover-hashpool-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  const files = Array.from({ length: 600 }, (_, i) => {
+    const f = path.join(s.dir, `f${i}`);
+    fs.writeFileSync(f, `file ${i}\n`.repeat(i % 17));
+    return f;
+  });
+  const got = await hashPaths(files, { threads: 2 });
+  files.forEach((f, i) => assert.equal(got[i]!.narHash.hex, hashPath(f).hash.hex, f));
+  await assert.rejects(hashPaths([...files, path.join(s.dir, 'nope')], { threads: 2 }), (e: unknown) => e instanceof PathReadError && /'.*nope' does not exist on disk/.test(e.message));
+});

@@ -1,0 +1,250 @@
+// The build hook protocol from drover-build's side, against small shell hooks: every reply,
+// every way a hook can fail, and what the scheduler does with the outputs afterwards.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { STORE_BIN } from '@drover/store/testing';
+import { BuildEnv, SYSTEM, traceLines } from './build-harness.js';
+
+const e = new BuildEnv();
+after(() => e.cleanup());
+const hookLog = path.join(e.dir, 'hook-log');
+
+function logged(): string[] {
+  try {
+    return fs.readFileSync(hookLog, 'utf8').trim().split('\n');
+  } catch {
+    return [];
+  }
+}
+
+/** A hook script: `body` runs for each request with $am $sys $drv $feat set. */
+function hook(name: string, body: string): string {
+  fs.rmSync(hookLog, { force: true });
+  return e.script(
+    name,
+    `#!/bin/sh
+echo "start $*" >> ${hookLog}
+while read -r am sys drv feat; do
+  echo "req $am $sys $drv [$feat]" >> ${hookLog}
+${body}
+done
+`,
+  );
+}
+
+/** After accept: reads the two lines the scheduler sends, logging them. */
+const READ_PATHS = `  read -r inputs; read -r outputs
+  echo "inputs $inputs" >> ${hookLog}; echo "outputs $outputs" >> ${hookLog}`;
+
+test('accept: the hook gets the request, inputs and outputs lines; outputs it leaves are scanned and registered', async () => {
+  const dep = await e.drv({ name: 'hook-dep', cmd: 'echo dep > $out' });
+  assert.equal(e.build([dep.drv]).code, 0);
+  const a = await e.drv({ name: 'remote-a', inputs: [dep], cmd: 'exit 1', env: { requiredSystemFeatures: 'big-parallel kvm' } });
+  const h = hook(
+    'accept.sh',
+    `  echo "a message from the hook" >&2
+  echo "# accept" >&2
+${READ_PATHS}
+  echo "remote log line" >&4
+  echo "@ build-remote $drv fake-host" >&2
+  for o in $outputs; do echo "$inputs" > $o; done
+  exit 0`,
+  );
+  const r = e.build(['--build-hook', h, '--print-build-trace', '--max-silent-time', '7', a.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${a.out.out}\n`);
+  const lines = logged();
+  assert.equal(lines[0], `start ${SYSTEM} 7 1`);
+  assert.equal(lines[1], `req 1 ${SYSTEM} ${a.drv} [big-parallel,kvm]`);
+  const inputs = lines[2]!.split(' ').slice(1).filter((x) => x);
+  assert.ok(inputs.includes(dep.out.out!), 'the input closure');
+  assert.ok(inputs.includes(a.drv) && inputs.includes(dep.drv), 'the closure of the .drv');
+  assert.equal(lines[3], `outputs ${a.out.out}`);
+  // Hook messages are passed on; the reply is not.
+  assert.match(r.stderr, /^a message from the hook$/m);
+  assert.doesNotMatch(r.stderr, /# accept/);
+  const t = traceLines(r.stderr);
+  assert.deepEqual(t.map((l) => l[0]), ['build-started', 'build-remote', 'build-succeeded']);
+  assert.deepEqual(t[1], ['build-remote', a.drv, 'fake-host']);
+  // The remote log went to the log file named in build-started.
+  assert.equal(fs.readFileSync(t[0]![4]!, 'utf8'), 'remote log line\n');
+  const info = e.store.db.queryPathInfo(a.out.out!)!;
+  assert.deepEqual(info.references, [dep.out.out!]);
+  assert.equal(info.deriver, a.drv);
+  assert.equal(fs.statSync(a.out.out!).mtimeMs, 1000);
+});
+
+test('accept: outputs the hook registered itself are taken as they are', async () => {
+  const dep = await e.drv({ name: 'hook-dep2', cmd: 'echo dep2 > $out' });
+  assert.equal(e.build([dep.drv]).code, 0);
+  const a = await e.drv({ name: 'remote-registered', inputs: [dep], cmd: 'exit 1' });
+  // The hook registers its output with no references although it mentions the input: a
+  // scheduler that scanned again would add the reference.
+  const h = hook(
+    'register.sh',
+    `  echo "# accept" >&2
+${READ_PATHS}
+  for o in $outputs; do echo "$inputs" > $o; printf '%s\\n\\n0\\n' "$o" | ${process.execPath} ${STORE_BIN} register-validity || exit 1; done
+  exit 0`,
+  );
+  const r = e.build(['--build-hook', h, a.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  const info = e.store.db.queryPathInfo(a.out.out!)!;
+  assert.deepEqual(info.references, []);
+  assert.equal(info.deriver, undefined);
+});
+
+test('decline: the scheduler builds locally, and the same hook answers the next request', async () => {
+  const a = await e.drv({ name: 'declined-a', cmd: 'echo local > $out' });
+  const b = await e.drv({ name: 'declined-b', inputs: [a], cmd: 'echo local > $out' });
+  const h = hook('decline.sh', '  echo "# decline" >&2');
+  const r = e.build(['--build-hook', h, '-j', '1', b.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(b.out.out!, 'utf8'), 'local\n');
+  const lines = logged();
+  assert.equal(lines.filter((l) => l.startsWith('start')).length, 1, 'one hook process for both requests');
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('req')),
+    [`req 1 ${SYSTEM} ${a.drv} []`, `req 1 ${SYSTEM} ${b.drv} []`],
+  );
+});
+
+test('postpone, then accept: the scheduler asks again, and a fresh hook serves the next request', async () => {
+  const a = await e.drv({ name: 'postponed', cmd: 'exit 1' });
+  const b = await e.drv({ name: 'after-accept', cmd: 'exit 1' });
+  const state = path.join(e.dir, 'postpone-state');
+  fs.rmSync(state, { force: true });
+  const h = hook(
+    'postpone.sh',
+    `  if [ "$drv" = "${a.drv}" ] && [ ! -e ${state} ]; then echo > ${state}; echo "# postpone" >&2; continue; fi
+  echo "# accept" >&2
+${READ_PATHS}
+  for o in $outputs; do echo remote > $o; done
+  exit 0`,
+  );
+  const t0 = Date.now();
+  const r = e.build(['--build-hook', h, '-j', '1', a.drv, b.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Date.now() - t0 < 15_000);
+  const lines = logged();
+  assert.equal(lines.filter((l) => l === `req 1 ${SYSTEM} ${a.drv} []`).length, 2, lines.join('\n'));
+  assert.equal(lines.filter((l) => l.startsWith('start')).length, 2, 'a fresh hook after each accept');
+  assert.equal(fs.readFileSync(a.out.out!, 'utf8'), 'remote\n');
+});
+
+test('a reply that is not accept, decline or postpone: bad hook reply, hook-failed, exit 1', async () => {
+  const a = await e.drv({ name: 'bad-reply', cmd: 'echo > $out' });
+  const h = hook('bad.sh', '  echo "# perhaps" >&2');
+  const r = e.build(['--build-hook', h, '--print-build-trace', a.drv]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /bad hook reply 'perhaps'/);
+  assert.ok(traceLines(r.stderr).some((l) => l[0] === 'hook-failed' && l[1] === a.drv));
+  assert.equal(e.isValid(a.out.out!), false);
+});
+
+test('exit 100: the remote build failed, a permanent failure (exit 100)', async () => {
+  const a = await e.drv({ name: 'remote-fails', cmd: 'echo > $out' });
+  const h = hook(
+    'fail100.sh',
+    `  echo "# accept" >&2
+${READ_PATHS}
+  echo "remote: compile error" >&4
+  exit 100`,
+  );
+  const r = e.build(['--build-hook', h, '--print-build-trace', a.drv]);
+  assert.equal(r.code, 100, r.stderr);
+  assert.ok(traceLines(r.stderr).some((l) => l[0] === 'build-failed' && l[1] === a.drv && l[3] === '100'));
+  assert.match(r.stderr, /> remote: compile error/);
+});
+
+test('exit 1 after accept: the hook failed, not the build (hook-failed, exit 1)', async () => {
+  const a = await e.drv({ name: 'hook-exit1', cmd: 'echo > $out' });
+  const h = hook(
+    'fail1.sh',
+    `  echo "# accept" >&2
+${READ_PATHS}
+  echo "cannot reach the machine" >&2
+  exit 1`,
+  );
+  const r = e.build(['--build-hook', h, '--print-build-trace', a.drv]);
+  assert.equal(r.code, 1, r.stderr);
+  const hf = traceLines(r.stderr).find((l) => l[0] === 'hook-failed')!;
+  assert.deepEqual(hf.slice(1, 4), [a.drv, a.out.out!, '1']);
+  assert.match(r.stderr, /^cannot reach the machine$/m);
+});
+
+test('a hook that dies mid-request: a clear error, exit 1', async () => {
+  const a = await e.drv({ name: 'hook-dies', cmd: 'echo > $out' });
+  const h = hook('dies.sh', '  echo "dying" >&2; exit 3');
+  const r = e.build(['--build-hook', h, '--print-build-trace', a.drv]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /exited before answering \(exit code 3\)/);
+  assert.ok(traceLines(r.stderr).some((l) => l[0] === 'hook-failed' && l[3] === '3'));
+});
+
+test('a hook that cannot be started is a hook failure too', async () => {
+  const a = await e.drv({ name: 'hook-missing', cmd: 'echo > $out' });
+  const r = e.build(['--build-hook', path.join(e.dir, 'no-such-hook'), a.drv]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /build hook failed/);
+  assert.match(r.stderr, /no-such-hook/);
+});
+
+test('a hook that never answers is stopped after --hook-timeout', async () => {
+  const a = await e.drv({ name: 'hook-hangs', cmd: 'echo > $out' });
+  const pidFile = path.join(e.dir, 'hang-pid');
+  const h = hook('hang.sh', `  echo $$ > ${pidFile}; /bin/sleep 60`);
+  const t0 = Date.now();
+  const r = e.build(['--build-hook', h, '--hook-timeout', '1', a.drv]);
+  assert.ok(Date.now() - t0 < 10_000, 'bounded');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /did not answer within 1 seconds/);
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  await new Promise((res) => setTimeout(res, 300));
+  // Gone, or a zombie waiting for a reaper (PID 1 in a container may not reap).
+  let state = 'gone';
+  try {
+    state = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[0]!;
+  } catch {
+    /* gone */
+  }
+  assert.ok(state === 'gone' || state === 'Z', `the hook was killed (state ${state})`);
+});
+
+test('-k: a hook failure does not stop independent builds', async () => {
+  const a = await e.drv({ name: 'k-hook-a', cmd: 'echo > $out' });
+  const b = await e.drv({ name: 'k-hook-b', cmd: 'echo > $out', env: { preferLocalBuild: '1' } });
+  const h = hook('bad2.sh', '  echo "# nonsense" >&2');
+  const r = e.build(['--build-hook', h, '-k', a.drv, b.drv]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, `${b.out.out}\n`);
+});
+
+test('-j 0: requests say AM_WILLING 0, and a declined derivation fails instead of waiting forever', async () => {
+  const a = await e.drv({ name: 'j0-hook', cmd: 'echo > $out' });
+  const h = hook('decline0.sh', '  echo "# decline" >&2');
+  const r = e.build(['--build-hook', h, '-j', '0', a.drv], { timeoutMs: 20_000 });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /the build hook declined it and --max-jobs is 0/);
+  assert.deepEqual(logged().filter((l) => l.startsWith('req')), [`req 0 ${SYSTEM} ${a.drv} []`]);
+});
+
+test('--max-silent-time applies to the remote log on fd 4: the hook is stopped (exit 101)', async () => {
+  const a = await e.drv({ name: 'remote-silent', cmd: 'echo > $out' });
+  const h = hook(
+    'silent.sh',
+    `  echo "# accept" >&2
+${READ_PATHS}
+  echo "remote started" >&4
+  /bin/sleep 30
+  exit 0`,
+  );
+  const t0 = Date.now();
+  const r = e.build(['--build-hook', h, '--max-silent-time', '1', '--print-build-trace', a.drv]);
+  assert.ok(Date.now() - t0 < 10_000, 'bounded');
+  assert.equal(r.code, 101, r.stderr);
+  assert.match(r.stderr, /timed out after 1 seconds of silence/);
+  assert.ok(traceLines(r.stderr).some((l) => l[0] === 'build-failed' && l[1] === a.drv));
+});

@@ -1,0 +1,230 @@
+// drover-hook-ssh against broken machines: down, wrong host key, dropped or stalled copies, a killed hook.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Farm, BIN_DIR } from './sshd-harness.js';
+import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, startBuild, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
+
+let farm: Farm;
+
+before(async () => {
+  farm = await Farm.start({ machines: 2, remoteEnv: { DROVER_NO_SYNC: '1', DROVER_SANDBOX: 'none' } });
+});
+
+after(async () => {
+  await farm?.close();
+});
+
+/** Forget connection failures, so each test starts with healthy machines. */
+function forgetFailures(): void {
+  fs.rmSync(path.join(farm.stateDir, 'hook-ssh', 'health'), { recursive: true, force: true });
+}
+
+function hookSsh(args: string[], machines: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(path.join(BIN_DIR, 'drover-hook-ssh'), args, { env: buildEnv(farm, { machines }), encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('sshd down: the other machine builds, and the dead one is remembered with back-off', async () => {
+  forgetFailures();
+  const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
+  // m1 is the faster machine, so it would be chosen first.
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1, speedFactor: 4 }), m2.line({ maxJobs: 1 })], 'down-machines');
+  await m1.stop();
+  try {
+    const a = await addDrv(farm, { name: 'while-down-a', cmd: 'echo a > $out' });
+    const r = await build(farm, { machines }, [a.drv]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.remote.get(a.drv), m2.uri);
+    assert.match(r.stderr, new RegExp(`cannot reach ${m1.uri.replace(/\./g, '\\.')}: ssh: connect to host 127\\.0\\.0\\.1 port ${m1.port}: Connection refused; skipping .* for 10s, trying another machine`));
+    // The next hook process does not even try m1: its failure is remembered in the state dir.
+    const b = await addDrv(farm, { name: 'while-down-b', cmd: 'echo b > $out' });
+    const r2 = await build(farm, { machines }, [b.drv]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(r2.remote.get(b.drv), m2.uri);
+    assert.doesNotMatch(r2.stderr, /cannot reach/);
+    const st = hookSsh(['status'], machines);
+    assert.equal(st.status, 0, st.stderr);
+    assert.match(st.stdout, new RegExp(`${m1.uri.replace(/\./g, '\\.')}\\s+\\S+\\s+0/1.*backing off, retry in \\d+s`));
+    assert.match(st.stdout, /recent failures:\n {2}ssh:\/\/\S+: 1 in a row, last \d+s ago: cannot reach .*Connection refused/);
+    const ck = hookSsh(['check'], machines);
+    assert.equal(ck.status, 1);
+    assert.match(ck.stdout, /login {6}FAILED: ssh: connect to host .*Connection refused/);
+    assert.match(ck.stdout, new RegExp(`${m2.uri.replace(/\./g, '\\.')}: ok\\n  login {6}ok .*\\n  store dir  ok: ${farm.storeDir}\\n  drover .*drover-store.*\\n  free disk  [0-9.]+ GiB`));
+  } finally {
+    await m1.start();
+  }
+});
+
+test('every fitting machine unreachable: decline with ssh\'s own errors; all busy: postpone, said once', async () => {
+  forgetFailures();
+  const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1 }), m2.line({ maxJobs: 1 })], 'all-down-machines');
+  await m1.stop();
+  await m2.stop();
+  try {
+    const a = await addDrv(farm, { name: 'nowhere', cmd: 'echo a > $out' });
+    const r = await build(farm, { machines }, [a.drv]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /every machine that can build '.*nowhere\.drv' is unreachable:\n {2}cannot reach ssh:\/\/\S+: .*Connection refused\n {2}cannot reach ssh:\/\/\S+: .*Connection refused/);
+    // In back-off now: the message says so instead of costing another connection attempt.
+    const r2 = await build(farm, { machines }, [a.drv]);
+    assert.match(r2.stderr, /is unreachable:\n {2}ssh:\/\/\S+: failed 1 time in a row, next try in \d+s; last error: cannot reach .*Connection refused/);
+  } finally {
+    await m1.start();
+    await m2.start();
+    forgetFailures();
+  }
+  // Busy: one slot, two long builds, no local slot: the second waits (postpone), said once.
+  const busyMachines = farm.machinesFile([m1.line({ maxJobs: 1 })], 'busy-machines');
+  const x = await addDrv(farm, { name: 'busy-x', cmd: '/bin/sleep 1; echo x > $out' });
+  const y = await addDrv(farm, { name: 'busy-y', cmd: '/bin/sleep 1; echo y > $out' });
+  const r3 = await build(farm, { machines: busyMachines }, [x.drv, y.drv]);
+  assert.equal(r3.code, 0, r3.stderr);
+  assert.equal([...r3.stderr.matchAll(/all machines that can build '.*' are busy \(ssh:\/\/\S+ 1\/1\); waiting for a free slot/g)].length, 1);
+});
+
+test('a wrong host key is refused with a clear error, by the hook and by check', async () => {
+  forgetFailures();
+  const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1, hostKeyBase64: m2.hostKeyBase64 })], 'wrong-key-machines');
+  const a = await addDrv(farm, { name: 'wrong-key', cmd: 'echo a > $out' });
+  const r = await build(farm, { machines }, [a.drv]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /cannot reach ssh:\/\/\S+: .*Host key verification failed/);
+  assert.deepEqual(validOnMachine(m1, [a.drv]), [], 'nothing was sent to the impostor');
+  forgetFailures();
+  const ck = hookSsh(['check'], machines);
+  assert.equal(ck.status, 1);
+  assert.match(ck.stdout, /login {6}FAILED: .*(REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed)/);
+});
+
+test('the remote store dir must equal ours: the machine is refused with a clear message', async () => {
+  forgetFailures();
+  const m2 = farm.machines[1]!;
+  await m2.stop();
+  m2.extraEnv = { DROVER_STORE_DIR: '/somewhere/else/store' };
+  await m2.start();
+  try {
+    const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'storedir-machines');
+    const ck = hookSsh(['check'], machines);
+    assert.equal(ck.status, 1);
+    assert.match(ck.stdout, new RegExp(`uses the store dir '/somewhere/else/store', not '${farm.storeDir}'`));
+    const a = await addDrv(farm, { name: 'other-store', cmd: 'echo a > $out' });
+    const r = await build(farm, { machines }, [a.drv]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /uses the store dir '\/somewhere\/else\/store'.*set DROVER_STORE_DIR on the remote/);
+  } finally {
+    await m2.stop();
+    m2.extraEnv = {};
+    await m2.start();
+    forgetFailures();
+  }
+});
+
+test('connection killed mid-copy: hook-failed, and no partial path registered anywhere', async () => {
+  forgetFailures();
+  const m1 = farm.machines[0]!;
+  // The remote import takes 512 KiB, then stops reading: the copy is in flight when we cut it.
+  const slow = wrapperDir(farm, 'slow-import', 'import', '{ /bin/dd bs=65536 count=8 iflag=fullblock 2>/dev/null; /bin/sleep 4; /bin/cat; } | "$REAL" "$@"; exit $?');
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': slow } })], 'cut-machines');
+  const blob = await addBlob(farm, 'cut-blob', 4 * 1024 * 1024, 11);
+  const a = await addDrv(farm, { name: 'cut', cmd: `/bin/cat ${blob} > $out`, srcs: [blob] });
+  const before = allValidLocally(farm);
+  const run = startBuild(farm, { machines }, [a.drv]);
+  await waitFor(() => m1.processes().some((p) => p.cmd.includes('/bin/sleep 4')), 20000, 'the remote import to stall');
+  assert.ok(m1.killSessions() > 0);
+  const r = await run.result;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /@ hook-failed .*cut\.drv/);
+  assert.match(r.stderr, /building '.*cut\.drv' on ssh:\/\/\S+ failed: the connection dropped while copying 2 paths to it \(after [0-9.]+ MiB of 4\.0 MiB\)/);
+  assert.deepEqual(allValidLocally(farm), before, 'the local store is unchanged');
+  assert.deepEqual(validOnMachine(m1, [blob, a.drv, a.out]), [], 'nothing half-copied is valid on the remote');
+  // The cut-off import sees its stream end early and removes its temporary copy.
+  await waitFor(() => !m1.processes().some((p) => p.cmd.includes('drover-store')), 15000, 'the remote import to end');
+  assert.deepEqual(m1.storeEntries().filter((e) => e.startsWith('.drover-tmp')), [], 'the remote import cleaned up its temporary copy');
+  assert.deepEqual(validOnMachine(m1, [blob, a.drv, a.out]), []);
+});
+
+test('a stalled copy is detected and ends as a hook failure instead of hanging', async () => {
+  forgetFailures();
+  const m1 = farm.machines[0]!;
+  // The remote import stops reading for 8 s: far longer than the stall limit of 2 s.
+  const slow = wrapperDir(farm, 'stalled-import', 'import', '{ /bin/dd bs=65536 count=2 iflag=fullblock 2>/dev/null; /bin/sleep 8; /bin/cat; } | "$REAL" "$@"; exit $?');
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': slow, 'stall-timeout': '2' } })], 'stall-machines');
+  const blob = await addBlob(farm, 'stall-blob', 4 * 1024 * 1024, 12);
+  const a = await addDrv(farm, { name: 'stall', cmd: `/bin/cat ${blob} > $out`, srcs: [blob] });
+  const t0 = Date.now();
+  const r = await build(farm, { machines }, [a.drv]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /copying 2 paths to it stalled: nothing moved for 2s/);
+  assert.ok(Date.now() - t0 < 8000, 'before the remote would have gone on');
+  // Once it reads again, the remote import finds its connection gone and leaves nothing behind.
+  await waitFor(() => !m1.processes().some((p) => p.cmd.includes('drover-store')), 20000, 'the stalled remote import to be gone');
+  assert.deepEqual(validOnMachine(m1, [blob]), []);
+  assert.deepEqual(m1.storeEntries().filter((e) => e.startsWith('.drover-tmp')), []);
+});
+
+test('hook killed with SIGKILL: its slot frees and the remote builder is gone within seconds', async () => {
+  forgetFailures();
+  const m2 = farm.machines[1]!;
+  const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'kill-machines');
+  const a = await addDrv(farm, { name: 'long', cmd: 'echo started; /bin/sleep 120; echo x > $out' });
+  const run = startBuild(farm, { machines }, [a.drv]);
+  await waitFor(() => m2.processes().some((p) => p.cmd.includes('/bin/sleep 120')), 20000, 'the remote builder to run');
+  const busy = hookSsh(['status'], machines);
+  assert.match(busy.stdout, /slots in use:\n {2}ssh:\/\/\S+ slot 0: pid \d+ building .*long\.drv/);
+  const hooks = farmProcesses(farm, 'drover-hook-ssh');
+  assert.equal(hooks.length, 1, 'one hook process is building');
+  process.kill(hooks[0]!, 'SIGKILL');
+  const r = await run.result;
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /@ hook-failed .*long\.drv/);
+  const st = hookSsh(['status'], machines);
+  assert.match(st.stdout, /0\/1/);
+  assert.match(st.stdout, /slots in use: none/);
+  const t0 = Date.now();
+  await waitFor(() => !m2.processes().some((p) => p.cmd.includes('/bin/sleep 120') || p.cmd.includes('drover-build')), 10000, 'the remote build to be killed');
+  assert.ok(Date.now() - t0 < 10000);
+});
+
+test('hostile remotes: garbage answers and a lying export stream are refused, the local store unchanged', async () => {
+  forgetFailures();
+  const m1 = farm.machines[0]!;
+  // A remote whose missing-paths query answers garbage.
+  const garbage = wrapperDir(farm, 'garbage-query', 'query', 'echo "hello from a confused remote"; exit 0');
+  const g = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': garbage } })], 'garbage-machines');
+  const a = await addDrv(farm, { name: 'garbage', cmd: 'echo a > $out' });
+  const before = allValidLocally(farm);
+  const r = await build(farm, { machines: g }, [a.drv]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /answered the missing-paths query with 'hello from a confused remote', which is not a store path in /);
+  assert.deepEqual(allValidLocally(farm), before);
+
+  // A remote whose export stream is not an export stream.
+  forgetFailures();
+  const noise = wrapperDir(farm, 'garbage-export', 'export', 'echo "this is not a nix export stream at all, not at all"; exit 0');
+  const n = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': noise } })], 'noise-machines');
+  const b = await addDrv(farm, { name: 'noise', cmd: 'echo b > $out' });
+  const r2 = await build(farm, { machines: n }, [b.drv]);
+  assert.equal(r2.code, 1, r2.stderr);
+  assert.match(r2.stderr, /failed: the output stream from ssh:\/\/\S+: at byte 0: .*; nothing was registered/);
+  assert.deepEqual(validOnMachine(m1, [b.out]), [b.out], 'the remote did build it');
+  assert.deepEqual(allValidLocally(farm), [...before, b.drv].sort());
+
+  // A remote that slips a path of its own into the stream of outputs.
+  forgetFailures();
+  const planted = m1.run([path.join(BIN_DIR, 'drover-store'), 'add', '/etc/hostname']).stdout.trim();
+  assert.match(planted, /-hostname$/);
+  const liar = wrapperDir(farm, 'lying-export', 'export', `exec "$REAL" "$@" ${planted}`);
+  const l = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': liar } })], 'liar-machines');
+  const c = await addDrv(farm, { name: 'liar', cmd: 'echo c > $out' });
+  const before2 = allValidLocally(farm);
+  const r3 = await build(farm, { machines: l }, [c.drv]);
+  assert.equal(r3.code, 1, r3.stderr);
+  assert.match(r3.stderr, new RegExp(`holds '${planted}', which is not an output of this build; nothing was registered`));
+  assert.deepEqual(allValidLocally(farm), before2, 'neither the planted path nor the output landed');
+  assert.ok(!fs.existsSync(planted), 'no trace of the planted path on disk');
+});

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runMain, UsageError } from './errors.js';
+import { protectDash, restoreDash } from './stdin-dash.js';
 import { exitState, type Command } from './commands/common.js';
 import { dump, restore } from './commands/nar.js';
 import { hash, convertHash } from './commands/hash.js';
@@ -28,7 +29,8 @@ const COMMANDS: Command[] = [
 ];
 
 async function main(): Promise<number> {
-  let cli = yargs(hideBin(process.argv))
+  let cli = yargs(protectDash(hideBin(process.argv)))
+    .middleware(restoreDash, true)
     .scriptName(TOOL)
     .usage('$0 <command> [options]\n\nThe drover store: NAR archives, Nix hashes and store paths, .drv files, and the validity DB.')
     .option('store-dir', { type: 'string', describe: 'store dir, part of every store path hash [env DROVER_STORE_DIR]', global: true })

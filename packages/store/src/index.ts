@@ -21,3 +21,4 @@ export * from './failed-paths.js';
 export * from './derivation.js';
 export * from './derivation-json.js';
 export * from './derivation-hash.js';
+export * from './stdin-dash.js';

@@ -1,15 +1,14 @@
-// drover-hook-ssh's command line: the hook itself (run by drover-build), and status/check for people.
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+// drover-hook-ssh's command line: the hook itself (run by drover-build), serve (run over ssh), status/check for people.
+//
+// The hook and serve start once per remote build, so their command lines are read by hand:
+// loading yargs costs about 100 ms of CPU, more than the rest of a hook's start-up. The
+// commands for people (and --help, and any mistake) go through yargs.
 import { resolveConfig, runMain, UsageError } from '@drover/store';
 import { Hook } from './hook.js';
-import { loadMachines } from './machines.js';
-import { hookSettings } from './settings.js';
-import { checkMachine, farmStatus, formatStatus } from './status.js';
 import { logFdOpen } from './remote-ops.js';
-import { localSystem } from './system.js';
 
 const TOOL = 'drover-hook-ssh';
+const VERSION = '0.1.0';
 
 interface Globals {
   machines?: string;
@@ -17,13 +16,70 @@ interface Globals {
   'state-dir'?: string;
 }
 
-async function main(): Promise<number> {
+const GLOBAL_OPTIONS = ['machines', 'store-dir', 'state-dir'] as const;
+
+/** `--opt value`, `--opt=value` for the global options, then positionals; undefined for anything else. */
+function quickParse(argv: readonly string[]): { globals: Globals; positionals: string[] } | undefined {
+  const globals: Globals = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) {
+      positionals.push(a);
+      continue;
+    }
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    const name = m?.[1] as (typeof GLOBAL_OPTIONS)[number] | undefined;
+    if (!m || !name || !GLOBAL_OPTIONS.includes(name)) return undefined;
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) return undefined;
+    globals[name] = value;
+  }
+  return { globals, positionals };
+}
+
+async function runHook(g: Globals, thisSystem: string, maxSilentTime: string, printBuildTrace: string): Promise<number> {
+  if (!/^\d+$/.test(maxSilentTime)) throw new UsageError(`MAX_SILENT_TIME must be a whole number of seconds, got '${maxSilentTime}'`);
+  if (printBuildTrace !== '0' && printBuildTrace !== '1') throw new UsageError(`PRINT_BUILD_TRACE must be 0 or 1, got '${printBuildTrace}'`);
+  if (!/^[A-Za-z0-9_.+-]+$/.test(thisSystem)) throw new UsageError(`THIS_SYSTEM '${thisSystem}' is not a system name`);
+  const cfg = resolveConfig({ storeDir: g['store-dir'], stateDir: g['state-dir'] });
+  const hook = new Hook({
+    thisSystem,
+    maxSilentTime: Number(maxSilentTime),
+    printBuildTrace: printBuildTrace === '1',
+    storeDir: cfg.storeDir,
+    stateDir: cfg.stateDir,
+    machinesFile: g.machines,
+    env: process.env,
+    input: process.stdin,
+    stderr: (s) => process.stderr.write(s),
+    logFd: logFdOpen(4) ? 4 : 'inherit',
+  });
+  return hook.run();
+}
+
+async function runServe(g: Globals): Promise<number> {
+  if (g['store-dir']) process.env.DROVER_STORE_DIR = g['store-dir'];
+  if (g['state-dir']) process.env.DROVER_STATE_DIR = g['state-dir'];
+  const { serve } = await import('./serve.js');
+  return serve({ input: process.stdin, output: process.stdout, log: (b) => process.stderr.write(b), env: process.env, version: `drover-hook-ssh ${VERSION}, node ${process.version}` });
+}
+
+async function withYargs(): Promise<number> {
+  const { default: yargs } = await import('yargs');
+  const { hideBin } = await import('yargs/helpers');
+  const { loadMachines } = await import('./machines.js');
+  const { hookSettings } = await import('./settings.js');
+  const { checkMachine, farmStatus, formatStatus } = await import('./status.js');
+  const { localSystem } = await import('./system.js');
   let code = 0;
+  const cfgOf = (a: Globals) => resolveConfig({ storeDir: a['store-dir'], stateDir: a['state-dir'] });
   await yargs(hideBin(process.argv))
     .scriptName(TOOL)
     .usage(
       '$0 THIS_SYSTEM MAX_SILENT_TIME PRINT_BUILD_TRACE   (run by drover-build as its build hook)\n' +
-        '$0 status | check                                  (for people)\n\n' +
+        '$0 status | check                                  (for people)\n' +
+        '$0 serve                                           (run on a remote machine by the hook, over ssh)\n\n' +
         'The reference build hook of drover: builds derivations on the machines of a machines file over SSH.',
     )
     .option('machines', { type: 'string', describe: 'machines file [env DROVER_MACHINES, default $XDG_CONFIG_HOME/drover/machines]', global: true })
@@ -39,52 +95,28 @@ async function main(): Promise<number> {
           .positional('printBuildTrace', { type: 'string', demandOption: true }),
       async (argv) => {
         const a = argv as unknown as Globals & { thisSystem: string; maxSilentTime: string; printBuildTrace: string };
-        if (!/^\d+$/.test(a.maxSilentTime)) throw new UsageError(`MAX_SILENT_TIME must be a whole number of seconds, got '${a.maxSilentTime}'`);
-        if (a.printBuildTrace !== '0' && a.printBuildTrace !== '1') throw new UsageError(`PRINT_BUILD_TRACE must be 0 or 1, got '${a.printBuildTrace}'`);
-        if (!/^[A-Za-z0-9_.+-]+$/.test(a.thisSystem)) throw new UsageError(`THIS_SYSTEM '${a.thisSystem}' is not a system name`);
-        const cfg = resolveConfig({ storeDir: a['store-dir'], stateDir: a['state-dir'] });
-        const hook = new Hook({
-          thisSystem: a.thisSystem,
-          maxSilentTime: Number(a.maxSilentTime),
-          printBuildTrace: a.printBuildTrace === '1',
-          storeDir: cfg.storeDir,
-          stateDir: cfg.stateDir,
-          machinesFile: a.machines,
-          env: process.env,
-          input: process.stdin,
-          stderr: (s) => process.stderr.write(s),
-          logFd: logFdOpen(4) ? 4 : 'inherit',
-        });
-        code = await hook.run();
+        code = await runHook(a, a.thisSystem, a.maxSilentTime, a.printBuildTrace);
       },
     )
-    .command(
-      'status',
-      'show the machines, the slots in use and recent connection failures',
-      () => {},
-      (argv) => {
-        const a = argv as unknown as Globals;
-        const cfg = resolveConfig({ storeDir: a['store-dir'], stateDir: a['state-dir'] });
-        const { file, machines } = loadMachines(a.machines);
-        const lines = formatStatus(file, farmStatus(machines, cfg.stateDir, hookSettings()), localSystem());
-        process.stdout.write(lines.join('\n') + '\n');
-      },
-    )
-    .command(
-      'check',
-      'connect to each machine and report what works: login, store dir, tools, free disk',
-      () => {},
-      async (argv) => {
-        const a = argv as unknown as Globals;
-        const cfg = resolveConfig({ storeDir: a['store-dir'], stateDir: a['state-dir'] });
-        const { file, machines } = loadMachines(a.machines);
-        const settings = hookSettings();
-        process.stdout.write(`machines file: ${file} (${machines.length} machine${machines.length === 1 ? '' : 's'})\n`);
-        const results = await Promise.all(machines.map((m) => checkMachine(m, { stateDir: cfg.stateDir, storeDir: cfg.storeDir, settings })));
-        for (const r of results) process.stdout.write(`${r.machine.uri}: ${r.ok ? 'ok' : 'FAILED'}\n${r.lines.join('\n')}\n`);
-        if (results.some((r) => !r.ok)) code = 1;
-      },
-    )
+    .command('status', 'show the machines, the slots in use and recent connection failures', () => {}, (argv) => {
+      const a = argv as unknown as Globals;
+      const { file, machines } = loadMachines(a.machines);
+      const lines = formatStatus(file, farmStatus(machines, cfgOf(a).stateDir, hookSettings()), localSystem());
+      process.stdout.write(lines.join('\n') + '\n');
+    })
+    .command('check', 'connect to each machine and report what works: login, store dir, tools, free disk', () => {}, async (argv) => {
+      const a = argv as unknown as Globals;
+      const cfg = cfgOf(a);
+      const { file, machines } = loadMachines(a.machines);
+      const settings = hookSettings();
+      process.stdout.write(`machines file: ${file} (${machines.length} machine${machines.length === 1 ? '' : 's'})\n`);
+      const results = await Promise.all(machines.map((m) => checkMachine(m, { stateDir: cfg.stateDir, storeDir: cfg.storeDir, settings })));
+      for (const r of results) process.stdout.write(`${r.machine.uri}: ${r.ok ? 'ok' : 'FAILED'}\n${r.lines.join('\n')}\n`);
+      if (results.some((r) => !r.ok)) code = 1;
+    })
+    .command('serve', 'run one remote build for a hook (reads its requests on stdin; not for people)', () => {}, async (argv) => {
+      code = await runServe(argv as unknown as Globals);
+    })
     .strict()
     .help()
     .version(false)
@@ -93,6 +125,16 @@ async function main(): Promise<number> {
     })
     .parseAsync();
   return code;
+}
+
+async function main(): Promise<number> {
+  const q = quickParse(process.argv.slice(2));
+  if (q && q.positionals.length === 1 && q.positionals[0] === 'serve') return runServe(q.globals);
+  if (q && q.positionals.length === 3 && !['status', 'check', 'serve', 'help'].includes(q.positionals[0]!)) {
+    const [sys, mst, pbt] = q.positionals as [string, string, string];
+    return runHook(q.globals, sys, mst, pbt);
+  }
+  return withYargs();
 }
 
 await runMain(TOOL, main);

@@ -6,7 +6,9 @@ import { LineReader, parsePathsLine, parseRequestLine, replyLine, type HookReque
 import { Slots, type Slot } from './slots.js';
 import { MachineHealth } from './machine-health.js';
 import { forMachine, hookSettings, type HookSettings } from './settings.js';
-import { buildAndFetch, probe, RemoteError, upload, type RemoteContext } from './remote-ops.js';
+import { buildAndFetch, probe, RemoteError, upload, type BuildOutcome, type RemoteContext } from './remote-ops.js';
+import { engineFor } from './remote-engine.js';
+import { serveBuild } from './serve-client.js';
 
 export interface HookOptions {
   thisSystem: string;
@@ -65,6 +67,7 @@ export class Hook {
     for (;;) {
       const line = await reader.next();
       if (line === undefined) return 0;
+      if (line.trim() === '') continue;
       const req = parseRequestLine(line, this.o.storeDir);
       const d = await this.decide(req);
       if (d.reply !== 'accept') {
@@ -184,11 +187,18 @@ export class Hook {
         if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`${what}: ${Date.now() - t} ms`);
         t = Date.now();
       };
-      const { missing } = await probe(ctx, m, inputs);
-      lap(`asked ${m.uri} which of ${inputs.length} inputs it lacks (${missing.length})`);
-      const up = missing.length > 0 ? await upload(ctx, m, store, missing) : { paths: 0, bytes: 0 };
-      lap(`uploaded ${up.paths} paths, ${up.bytes} bytes`);
-      const r = await buildAndFetch(ctx, m, store, req.drvPath, outputs, this.o.maxSilentTime, this.o.logFd, drvName(req.drvPath));
+      let r: BuildOutcome;
+      if (engineFor(m).serveCommand) {
+        const s = await serveBuild(ctx, m, store, { drv: req.drvPath, inputs, outputs, maxSilentTime: this.o.maxSilentTime }, this.o.logFd);
+        if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`uploaded ${s.upload.paths} paths, ${s.upload.bytes} bytes: ${s.upload.ms} ms`);
+        r = s.outcome;
+      } else {
+        const { missing } = await probe(ctx, m, inputs);
+        lap(`asked ${m.uri} which of ${inputs.length} inputs it lacks (${missing.length})`);
+        const up = missing.length > 0 ? await upload(ctx, m, store, missing) : { paths: 0, bytes: 0 };
+        lap(`uploaded ${up.paths} paths, ${up.bytes} bytes`);
+        r = await buildAndFetch(ctx, m, store, req.drvPath, outputs, this.o.maxSilentTime, this.o.logFd, drvName(req.drvPath));
+      }
       lap(`built and fetched ${r.kind === 'built' ? `${r.bytes} bytes` : 'nothing'}`);
       if (r.kind === 'failed') {
         this.message(`building '${req.drvPath}' on ${m.uri} failed (status ${r.status})`);

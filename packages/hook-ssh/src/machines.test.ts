@@ -94,7 +94,7 @@ const BAD: [string, RegExp][] = [
   ['ssh://-o@h', /field 1 \(URI\): user name '-o'/],
   ['ssh://h?remote-program=relative', /field 1 \(URI\): remote-program 'relative' is not an absolute directory/],
   ["ssh://h?remote-program=/a'b", /field 1 \(URI\): remote-program '\/a'b' contains a quote/],
-  ['ssh://h?engine=guix', /field 1 \(URI\): engine 'guix' is not 'drover' or 'nix'/],
+  ['ssh://h?engine=guix', /field 1 \(URI\): engine 'guix' is not 'drover', 'drover-cli' or 'nix'/],
   ['ssh://h?colour=blue', /field 1 \(URI\): unknown option 'colour'/],
   ['ssh://h?engine=nix&engine=drover', /option 'engine' is given twice/],
   ['ssh://h?connect-timeout=soon', /connect-timeout 'soon'/],

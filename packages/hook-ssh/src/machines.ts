@@ -5,8 +5,12 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { UsageError } from '@drover/store';
 
-/** Which build tool the remote runs: drover's own, or real Nix (`nix-store`). */
-export type Engine = 'drover' | 'nix';
+/**
+ * What runs on the remote: `drover` (one `drover-hook-ssh serve` per build), `drover-cli`
+ * (drover-store import, drover-build, drover-store export, one process per step), or real
+ * Nix (`nix-store --import`, `-r`, `--export`).
+ */
+export type Engine = 'drover' | 'drover-cli' | 'nix';
 
 export interface Machine {
   /** The URI as written, without its `?options`: what `@ build-remote` and messages print. */
@@ -259,7 +263,7 @@ export function parseUri(s: string, bad: (msg: string) => Error): UriPart & { ss
         if (remotePath.length === 0) throw bad(`remote-program in '${s}' is empty`);
         break;
       case 'engine':
-        if (v !== 'drover' && v !== 'nix') throw bad(`engine '${v}' is not 'drover' or 'nix'`);
+        if (v !== 'drover' && v !== 'drover-cli' && v !== 'nix') throw bad(`engine '${v}' is not 'drover', 'drover-cli' or 'nix'`);
         engine = v;
         break;
       case 'connect-timeout':

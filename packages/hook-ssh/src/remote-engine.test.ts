@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { parseMachines } from './machines.js';
 import { droverEngine, nixEngine, parseProbeOutput, REMOTE_EXIT, RemoteProtocolError } from './remote-engine.js';
-import { PrefixStripper } from './remote-ops.js';
+import { PrefixStripper } from './log-prefix.js';
 
 /** A fake remote: a bin dir with drover-build/drover-store scripts, used through ?remote-program=. */
 function fakeRemote(build: string, store = 'echo "exported $*"'): { dir: string; machine: ReturnType<typeof parseMachines>[0] } {

@@ -16,7 +16,9 @@ export const REMOTE_EXIT = {
 } as const;
 
 export interface RemoteEngine {
-  name: 'drover' | 'nix';
+  name: 'drover' | 'drover-cli' | 'nix';
+  /** The `drover-hook-ssh serve` command, for the engine that does a whole build in one session. */
+  serveCommand?: () => string;
   /**
    * Prints `key=value` lines (store-dir, tool, version, free-kb), then `--`, then (with
    * `query`) the paths read from stdin that are not valid there.
@@ -68,9 +70,34 @@ function toolCheck(tools: string[]): string {
   return tools.map((t) => `command -v ${t} >/dev/null 2>&1 || { echo "drover-hook-ssh: ${t} is not on the remote PATH ($PATH)" >&2; exit ${REMOTE_EXIT.toolMissing}; }`).join('; ');
 }
 
+/** One `drover-hook-ssh serve` session per remote build (see serve.ts); the probe is plain sh. */
+export function droverServeEngine(m: Machine): RemoteEngine {
+  const cli = droverEngine(m);
+  return {
+    ...cli,
+    name: 'drover',
+    probeAndMissing: (query) =>
+      wrap(
+        m,
+        [
+          'd="${DROVER_STORE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/drover/store}"',
+          'echo "store-dir=$d"',
+          'echo "tool=$(command -v drover-hook-ssh)"',
+          'echo "version=$(node --version 2>/dev/null)"',
+          'echo "free-kb=$(df -Pk "$d" 2>/dev/null | awk \'NR==2{print $4}\')"',
+          'echo --',
+          toolCheck(['drover-hook-ssh']),
+          ...(query ? ['drover-store query --print-invalid -'] : []),
+        ].join('; '),
+      ),
+    serveCommand: () => wrap(m, `unset DROVER_BUILD_HOOK; ${toolCheck(['drover-hook-ssh'])}; exec drover-hook-ssh serve`),
+  };
+}
+
+/** drover's command-line tools, one process per step. */
 export function droverEngine(m: Machine): RemoteEngine {
   return {
-    name: 'drover',
+    name: 'drover-cli',
     probeAndMissing: (query) =>
       wrap(
         m,
@@ -130,7 +157,7 @@ export function nixEngine(m: Machine): RemoteEngine {
 }
 
 export function engineFor(m: Machine): RemoteEngine {
-  return m.engine === 'nix' ? nixEngine(m) : droverEngine(m);
+  return m.engine === 'nix' ? nixEngine(m) : m.engine === 'drover-cli' ? droverEngine(m) : droverServeEngine(m);
 }
 
 /** What a probe learnt about a machine. */

@@ -1,11 +1,14 @@
 // The steps of a remote build on one machine: probe, ask what is missing, upload, build and fetch back.
 import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
 import { DroverError, Store, exportPaths, importPaths, removeTree, type ValidPathInfo } from '@drover/store';
 import type { Machine } from './machines.js';
 import type { HookSettings } from './settings.js';
 import { engineFor, parseProbeOutput, REMOTE_EXIT, RemoteProtocolError, type ProbeInfo } from './remote-engine.js';
 import { runSsh, startSsh } from './ssh.js';
+import { PrefixStripper } from './log-prefix.js';
+import { END_FRAME, frame } from './serve-protocol.js';
 
 /**
  * Something went wrong talking to a machine (exit 1). `connection` marks failures of the
@@ -29,9 +32,9 @@ export interface RemoteContext {
 }
 
 /** ssh's own exit status for its own failures (connection, authentication, host key). */
-const SSH_FAILED = 255;
+export const SSH_FAILED = 255;
 
-function sshFailure(r: { code: number | null; signal: NodeJS.Signals | null; sshError: string; stderr?: string }): string {
+export function sshFailure(r: { code: number | null; signal: NodeJS.Signals | null; sshError: string; stderr?: string }): string {
   const text = r.sshError || (r.stderr ?? '').trim().split('\n').slice(-3).join('; ');
   if (r.signal) return `ssh ended by ${r.signal}${text ? `: ${text}` : ''}`;
   return text || `ssh exited with status ${r.code}`;
@@ -76,7 +79,7 @@ export async function probe(ctx: RemoteContext, m: Machine, paths?: readonly str
   return parsed;
 }
 
-function lastLine(s: string): string {
+export function lastLine(s: string): string {
   return s.trim().split('\n').slice(-1)[0] ?? '';
 }
 
@@ -89,7 +92,7 @@ export function mib(n: number): string {
  * Feeds a child's stdin with back-pressure, and gives up when nothing drains for the stall
  * limit (a remote that stopped reading, a link that stopped moving).
  */
-class StallWatch {
+export class StallWatch {
   last = Date.now();
   private timer: NodeJS.Timeout | undefined;
   stalled = false;
@@ -122,24 +125,26 @@ export interface UploadResult {
 }
 
 /**
- * Sends `paths` (valid here, missing there) as one export stream into the remote's import.
- * Progress goes to the hook's messages every few seconds; a copy that stops moving for the
- * stall limit is killed and reported.
+ * Streams the export of `paths` into `sink` (ssh's stdin) with back-pressure; prints progress
+ * every few seconds for large copies; calls `onStall` when nothing drains for the stall
+ * limit. `framed` wraps the stream in serve frames and leaves the sink open; otherwise the
+ * sink is ended after the stream.
  */
-export async function upload(ctx: RemoteContext, m: Machine, store: Store, paths: readonly string[]): Promise<UploadResult> {
+export async function pumpExport(
+  ctx: RemoteContext,
+  m: Machine,
+  store: Store,
+  paths: readonly string[],
+  child: ChildProcess,
+  opts: { framed: boolean },
+): Promise<{ bytes: number; total: number; ms: number; stalled: boolean; error?: unknown }> {
   const started = Date.now();
   let total = 0;
   for (const p of paths) total += store.db.queryPathInfo(p)?.narSize ?? 0;
-  const engine = engineFor(m);
-  const proc = startSsh(ctx.stateDir, m, ctx.settings, engine.importCommand(), ['pipe', 'ignore', 'pipe']);
-  let stderr = '';
-  proc.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    if (stderr.length < 65536) stderr += d;
-  });
-  const stdin = proc.child.stdin as Writable;
+  const sink = child.stdin as Writable;
   let bytes = 0;
   let broken: Error | undefined;
-  const stall = new StallWatch(ctx.settings.stallTimeout * 1000, () => proc.child.kill('SIGKILL'));
+  const stall = new StallWatch(ctx.settings.stallTimeout * 1000, () => child.kill('SIGKILL'));
   let lastReport = Date.now();
   const report = (final: boolean) => {
     const secs = (Date.now() - started) / 1000;
@@ -153,15 +158,19 @@ export async function upload(ctx: RemoteContext, m: Machine, store: Store, paths
     waiting?.reject(broken);
     waiting = undefined;
   };
-  stdin.on('error', (e) => fail(e));
-  stdin.on('drain', () => {
+  const onError = (e: Error) => fail(e);
+  const onDrain = () => {
     stall.touch();
     waiting?.resolve();
     waiting = undefined;
-  });
-  proc.child.once('close', () => fail(new Error('ssh exited while the stream was being sent')));
+  };
+  const onClose = () => fail(new Error('ssh exited while the stream was being sent'));
+  sink.on('error', onError);
+  sink.on('drain', onDrain);
+  child.once('exit', onClose);
+  const put = (b: Buffer): boolean => sink.write(b);
   stall.start();
-  let exportError: unknown;
+  let error: unknown;
   try {
     await exportPaths(store, paths, (chunk) => {
       if (broken) throw broken;
@@ -170,7 +179,13 @@ export async function upload(ctx: RemoteContext, m: Machine, store: Store, paths
         lastReport = Date.now();
         report(false);
       }
-      if (stdin.write(chunk)) {
+      let ok: boolean;
+      if (opts.framed) {
+        const [len, body] = frame(chunk);
+        put(len!);
+        ok = put(body!);
+      } else ok = put(chunk);
+      if (ok) {
         stall.touch();
         return;
       }
@@ -178,30 +193,49 @@ export async function upload(ctx: RemoteContext, m: Machine, store: Store, paths
         waiting = { resolve, reject };
       });
     });
-    stdin.end();
+    if (opts.framed) put(END_FRAME);
+    else sink.end();
   } catch (e) {
-    exportError = e;
-    stdin.destroy();
-    proc.child.kill('SIGKILL');
+    error = e;
+    sink.destroy();
+    child.kill('SIGKILL');
+  } finally {
+    stall.stop();
+    sink.off('drain', onDrain);
+    child.off('exit', onClose);
   }
+  if (Date.now() - started > 3000 && !error) report(true);
+  return { bytes, total, ms: Date.now() - started, stalled: stall.stalled, error: error === broken && broken ? undefined : error };
+}
+
+/**
+ * Sends `paths` (valid here, missing there) as one export stream into the remote's import
+ * (the command-line engines). A copy that stops moving for the stall limit is killed.
+ */
+export async function upload(ctx: RemoteContext, m: Machine, store: Store, paths: readonly string[]): Promise<UploadResult> {
+  const engine = engineFor(m);
+  const proc = startSsh(ctx.stateDir, m, ctx.settings, engine.importCommand(), ['pipe', 'ignore', 'pipe']);
+  let stderr = '';
+  proc.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 65536) stderr += d;
+  });
+  const p = await pumpExport(ctx, m, store, paths, proc.child, { framed: false });
   const r = await proc.done;
-  stall.stop();
   const secs = Math.round(ctx.settings.stallTimeout);
-  if (stall.stalled) throw new RemoteError(`copying ${paths.length} paths to it stalled: nothing moved for ${secs}s (after ${mib(bytes)} of ${mib(total)})`, true);
-  if (r.code === SSH_FAILED) throw new RemoteError(`the connection dropped while copying ${paths.length} paths to it (after ${mib(bytes)} of ${mib(total)}): ${sshFailure(r)}`, true);
-  if (exportError && !(exportError === broken)) throw exportError;
+  if (p.stalled) throw new RemoteError(`copying ${paths.length} paths to it stalled: nothing moved for ${secs}s (after ${mib(p.bytes)} of ${mib(p.total)})`, true);
+  if (r.code === SSH_FAILED) throw new RemoteError(`the connection dropped while copying ${paths.length} paths to it (after ${mib(p.bytes)} of ${mib(p.total)}): ${sshFailure(r)}`, true);
+  if (p.error) throw p.error;
   if (r.code !== 0) {
     throw new RemoteError(`copying ${paths.length} paths to it failed: the remote import exited with status ${r.code ?? r.signal}: ${lastLine(stderr) || 'no message'}`, false);
   }
-  if (Date.now() - started > 3000) report(true);
-  return { paths: paths.length, bytes, ms: Date.now() - started };
+  return { paths: paths.length, bytes: p.bytes, ms: p.ms };
 }
 
 /**
  * A view of the local store that admits only the expected paths from an import: a remote
  * that slips any other path into its export stream is refused before anything registers.
  */
-class ExpectingStore extends Store {
+export class ExpectingStore extends Store {
   constructor(
     base: Store,
     private readonly expected: ReadonlySet<string>,
@@ -239,8 +273,7 @@ export async function buildAndFetch(
   const engine = engineFor(m);
   const proc = startSsh(ctx.stateDir, m, ctx.settings, engine.buildCommand(drv, outputs, maxSilentTime), ['pipe', 'pipe', 'pipe']);
   const log = engine.logPrefix ? new PrefixStripper(engine.logPrefix(name)) : undefined;
-  const logOut = logFd === 'inherit' ? process.stderr : fs.createWriteStream('', { fd: logFd, autoClose: false });
-  logOut.on('error', () => {});
+  const logOut = logSink(logFd);
   proc.child.stderr!.on('data', (c: Buffer) => logOut.write(log ? log.push(c) : c));
   // stdin stays open and silent: its end of file is what tells the remote to stop.
   const stdin = proc.child.stdin!;
@@ -289,45 +322,11 @@ export async function buildAndFetch(
   return { kind: 'built', bytes };
 }
 
-/**
- * Removes a fixed prefix from the start of every line of a byte stream (drover-build -L
- * marks each log line with `NAME> `; the build log of the protocol is the builder's own bytes).
- */
-export class PrefixStripper {
-  private atLineStart = true;
-  private pending: Buffer = Buffer.alloc(0);
-  private readonly prefix: Buffer;
-  constructor(prefix: string) {
-    this.prefix = Buffer.from(prefix);
-  }
-  push(chunk: Buffer): Buffer {
-    const out: Buffer[] = [];
-    let data = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = Buffer.alloc(0);
-    while (data.length > 0) {
-      if (this.atLineStart) {
-        const n = Math.min(data.length, this.prefix.length);
-        if (data.subarray(0, n).equals(this.prefix.subarray(0, n))) {
-          if (n < this.prefix.length) {
-            this.pending = data;
-            break;
-          }
-          data = data.subarray(n);
-        }
-        this.atLineStart = false;
-        continue;
-      }
-      const nl = data.indexOf(10);
-      if (nl < 0) {
-        out.push(data);
-        break;
-      }
-      out.push(data.subarray(0, nl + 1));
-      data = data.subarray(nl + 1);
-      this.atLineStart = true;
-    }
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
-  }
+/** Where the remote build log goes: the protocol's fd 4, or stderr when run by hand. */
+export function logSink(logFd: number | 'inherit'): Writable {
+  const out = logFd === 'inherit' ? process.stderr : fs.createWriteStream('', { fd: logFd, autoClose: false });
+  out.on('error', () => {});
+  return out;
 }
 
 /** Whether fd 4 (the build log pipe of the protocol) is open in this process. */

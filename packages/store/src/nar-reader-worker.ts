@@ -1,7 +1,7 @@
 // The worker thread of nar-threaded.ts: walks a tree and packs its NAR into chunk buffers.
 import fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { narOps } from './nar.js';
+import { narOps } from './nar-walk.js';
 
 interface Init {
   root: string | Uint8Array;

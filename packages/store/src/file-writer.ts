@@ -64,6 +64,10 @@ export class ParallelFileWriter {
     await this.waitUntil(() => this.pendingFiles < this.maxFiles);
     this.pendingFiles++;
     const fd = p<number>((cb) => fs.open(file, CREATE, mode, cb));
+    // The first write may come much later (the parser waits for input): without this the
+    // open's failure would be an unhandled rejection that kills the process mid-restore.
+    // The error still reaches the caller through `tail` and `track`.
+    this.track(fd.then(() => undefined));
     let tail: Promise<unknown> = fd;
     const canonical = this.opts.canonical;
     return {

@@ -72,7 +72,14 @@ function tryFlock(fd: number, mode: LockMode): boolean {
 export function tryLock(file: string, mode: LockMode = 'exclusive'): FileLock | undefined {
   for (;;) {
     const fd = openLockFile(file);
-    if (!tryFlock(fd, mode)) {
+    let got: boolean;
+    try {
+      got = tryFlock(fd, mode);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    if (!got) {
       fs.closeSync(fd);
       return undefined;
     }

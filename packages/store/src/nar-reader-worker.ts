@@ -1,7 +1,7 @@
 // The worker thread of nar-threaded.ts: walks a tree and packs its NAR into chunk buffers.
 import fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { narOps } from './nar-walk.js';
+import { narOps, shrank } from './nar-walk.js';
 
 interface Init {
   root: string | Uint8Array;
@@ -44,11 +44,12 @@ function nextBuffer(): Buffer {
 let buf = nextBuffer();
 let used = 0;
 
-function send(): void {
+function send(last = false): void {
   if (used === 0) return;
   const ab = buf.buffer as ArrayBuffer;
   parentPort!.postMessage({ chunk: ab, length: used }, [ab]);
-  buf = nextBuffer();
+  // After the last chunk no buffer is needed; waiting for one would only delay 'done'.
+  if (!last) buf = nextBuffer();
   used = 0;
 }
 
@@ -71,7 +72,7 @@ try {
       let left = op.size;
       while (left > 0) {
         const n = fs.readSync(fd, buf, used, Math.min(left, buf.length - used), null);
-        if (n === 0) throw new Error(`file '${op.file.toString()}' changed size while being archived`);
+        if (n === 0) throw shrank(op.file);
         used += n;
         left -= n;
         if (used === buf.length) send();
@@ -80,7 +81,7 @@ try {
       fs.closeSync(fd);
     }
   }
-  send();
+  send(true);
   parentPort!.postMessage({ done: true });
 } catch (e) {
   const err = e as Error & { code?: string };

@@ -1,7 +1,7 @@
 // A tree's NAR produced by a worker thread: file system calls on one core, the consumer's
 // hashing or writing on the other, with memory bounded by a few chunks.
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { NarFormatError } from './errors.js';
+import { DroverError, NarFormatError } from './errors.js';
 
 type PathLike = string | Buffer;
 const CHUNK = 4 << 20;
@@ -57,10 +57,11 @@ export async function* narStreamThreaded(root: PathLike, opts: { recycle?: boole
       if (failure) throw failure;
       const m = queue.shift()!;
       if (m.error) {
-        // Errors cross the thread as data; give them back their drover type.
-        throw m.error.name === 'NarFormatError' || m.error.message.startsWith('file ')
-          ? new NarFormatError(m.error.message)
-          : new NarFormatError(`cannot archive '${root.toString()}': ${m.error.message}`);
+        // Errors cross the thread as data; give them back their drover type: a tree that
+        // cannot be archived (a socket, a file that changed size) is bad input, exit 2;
+        // an I/O error (EACCES, EIO) is a failure, exit 1, with the system's message.
+        if (m.error.name === 'NarFormatError') throw new NarFormatError(m.error.message);
+        throw new DroverError(`cannot archive '${root.toString()}': ${m.error.message}`, 1);
       }
       if (m.done) {
         finished = true;

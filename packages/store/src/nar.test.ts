@@ -153,3 +153,28 @@ test('restore refuses an existing target and dump a missing path', (t) => {
   assert.equal(d.code, 2);
   assert.match(d.stderr, /cannot read '.*missing'/);
 });
+
+test('a NAR nested deeper than the file system allows: exit 2, nothing left, even when input is slow', async (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const { spawn } = await import('node:child_process');
+  // 16 directories of 250-byte names: each directory fits, the file inside does not.
+  let node: (string | Buffer)[] = file('deep');
+  const fileEntry = (n: (string | Buffer)[]) => dir(entry('f'.repeat(200), n));
+  node = fileEntry(node);
+  for (let i = 0; i < 16; i++) node = dir(entry('d'.repeat(250), node));
+  const bytes = nar('nix-archive-1', ...node);
+  // Stop just after the file's header so its open fails while the parser waits for input.
+  const cut = bytes.indexOf(str('deep')) + 8;
+  const target = path.join(s.dir, 'out');
+  const child = spawn(process.execPath, [STORE_BIN, 'restore', target], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr += c));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  child.stdin.write(bytes.subarray(0, cut));
+  await new Promise((r) => setTimeout(r, 700));
+  child.stdin.end(bytes.subarray(cut));
+  assert.equal(await exited, 2, stderr);
+  assert.match(stderr, /^drover-store: error: standard input: an entry's path is longer than the file system allows/);
+  assert.equal(fs.existsSync(target), false);
+});

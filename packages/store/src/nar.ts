@@ -440,7 +440,12 @@ export async function restoreNar(
     }
   } catch (e) {
     await writer.settle();
+    const err = e as NodeJS.ErrnoException;
+    // Someone else made `target` since our check: it is theirs, leave it alone.
+    if (err.code === 'EEXIST' && err.path === target) throw new NarFormatError(`cannot restore to '${target}': it already exists`);
     removeTree(target);
+    // A hostile archive can nest deeper than the file system allows: that is bad input.
+    if (err.code === 'ENAMETOOLONG') throw new NarFormatError(`${what}: an entry's path is longer than the file system allows (at byte ${r.offset})`);
     throw e;
   }
 }

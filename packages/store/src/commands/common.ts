@@ -53,8 +53,9 @@ export function out(lines: Iterable<string>): void {
 /** Paths from argv; a lone `-` reads them from stdin, one per line (blank lines ignored). */
 export async function pathsFrom(args: readonly string[]): Promise<string[]> {
   if (args.length === 1 && args[0] === '-') {
-    let text = '';
-    for await (const c of process.stdin) text += c;
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+    const text = Buffer.concat(chunks).toString('utf8');
     return text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
   }
   if (args.includes('-')) throw new UsageError("'-' (read paths from stdin) must be the only path argument");

@@ -10,8 +10,9 @@ import { narStreamAuto, restoreNar, removeTree, hashPath, hashPathAsync, hashFil
 import { Hash, type HashAlgo } from './hash.js';
 import { checkStoreName, fixedOutputCa, makeFixedOutputPath, makeTextPath, textCa } from './store-path.js';
 import { lock, type FileLock } from './locks.js';
-import { readDerivation } from './derivation.js';
-import { StorePathError, UsageError } from './errors.js';
+import { derivationName, readDerivation } from './derivation.js';
+import { computeOutputPaths, copyDerivation } from './derivation-hash.js';
+import { DerivationFormatError, StorePathError, UsageError } from './errors.js';
 
 export class Store {
   readonly storeDir: string;
@@ -64,7 +65,14 @@ export class Store {
    */
   async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
     const added: string[] = [];
-    for (let i = 0; i < items.length; i += COMMIT_CHUNK) added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK))));
+    let i = 0;
+    try {
+      for (; i < items.length; i += COMMIT_CHUNK) added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK))));
+    } catch (e) {
+      // The failed chunk cleaned up after itself; the chunks after it were never started.
+      for (const item of items.slice(i + COMMIT_CHUNK)) removeTree(item.tmp);
+      throw e;
+    }
     return added;
   }
 
@@ -113,9 +121,17 @@ export class Store {
    * give them (register-validity, import).
    */
   derivationOutputsOf(drvPath: string): Record<string, string> {
+    const drv = readDerivation(this, drvPath);
+    // As Nix's checkDerivationOutputs: a .drv (from an export stream, say) whose output paths
+    // are not the ones its contents give would make every later lookup of them lie.
+    const computed = computeOutputPaths(this, derivationName(drvPath), copyDerivation(drv));
     const outs: Record<string, string> = {};
-    // Floating content-addressed outputs have no path until built: no row, as in Nix.
-    for (const [name, o] of Object.entries(readDerivation(this, drvPath).outputs)) if (o.path !== '') outs[name] = o.path;
+    for (const [name, o] of Object.entries(drv.outputs)) {
+      if (o.path !== computed[name]) {
+        throw new DerivationFormatError(`derivation '${drvPath}' has incorrect output '${name}': '${o.path}', should be '${computed[name]}'`);
+      }
+      outs[name] = o.path;
+    }
     return outs;
   }
 

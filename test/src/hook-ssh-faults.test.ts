@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Farm, BIN_DIR } from './sshd-harness.js';
-import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, startBuild, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
+import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, startBuild, validLocally, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
 
 let farm: Farm;
 
@@ -52,7 +52,7 @@ test('sshd down: the other machine builds, and the dead one is remembered with b
     const ck = hookSsh(['check'], machines);
     assert.equal(ck.status, 1);
     assert.match(ck.stdout, /login {6}FAILED: ssh: connect to host .*Connection refused/);
-    assert.match(ck.stdout, new RegExp(`${m2.uri.replace(/\./g, '\\.')}: ok\\n  login {6}ok .*\\n  store dir  ok: ${farm.storeDir}\\n  drover .*drover-store.*\\n  free disk  [0-9.]+ GiB`));
+    assert.match(ck.stdout, new RegExp(`${m2.uri.replace(/\./g, '\\.')}: ok\\n  login {6}ok .*\\n  store dir  ok: ${farm.storeDir}\\n  drover .*drover-hook-ssh.*\\n  free disk  [0-9.]+ GiB`));
   } finally {
     await m1.start();
   }
@@ -127,9 +127,10 @@ test('the remote store dir must equal ours: the machine is refused with a clear 
 test('connection killed mid-copy: hook-failed, and no partial path registered anywhere', async () => {
   forgetFailures();
   const m1 = farm.machines[0]!;
-  // The remote import takes 512 KiB, then stops reading: the copy is in flight when we cut it.
-  const slow = wrapperDir(farm, 'slow-import', 'import', '{ /bin/dd bs=65536 count=8 iflag=fullblock 2>/dev/null; /bin/sleep 4; /bin/cat; } | "$REAL" "$@"; exit $?');
-  const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': slow } })], 'cut-machines');
+  // The remote serve takes eight reads (its header, then up to 512 KiB of the stream), then
+  // stops reading: the copy is in flight when we cut it.
+  const slow = wrapperDir(farm, 'slow-import', 'drover-hook-ssh', 'serve', '{ /bin/dd bs=65536 count=8 2>/dev/null; /bin/sleep 4; /bin/cat; } | "$REAL" "$@"; exit $?');
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': slow, agent: '0' } })], 'cut-machines');
   const blob = await addBlob(farm, 'cut-blob', 4 * 1024 * 1024, 11);
   const a = await addDrv(farm, { name: 'cut', cmd: `/bin/cat ${blob} > $out`, srcs: [blob] });
   const before = allValidLocally(farm);
@@ -143,29 +144,33 @@ test('connection killed mid-copy: hook-failed, and no partial path registered an
   assert.deepEqual(allValidLocally(farm), before, 'the local store is unchanged');
   assert.deepEqual(validOnMachine(m1, [blob, a.drv, a.out]), [], 'nothing half-copied is valid on the remote');
   // The cut-off import sees its stream end early and removes its temporary copy.
-  await waitFor(() => !m1.processes().some((p) => p.cmd.includes('drover-store')), 15000, 'the remote import to end');
+  await waitFor(() => !m1.processes().some((p) => /drover-hook-ssh(\.js)? serve/.test(p.cmd)), 15000, 'the remote import to end');
   assert.deepEqual(m1.storeEntries().filter((e) => e.startsWith('.drover-tmp')), [], 'the remote import cleaned up its temporary copy');
   assert.deepEqual(validOnMachine(m1, [blob, a.drv, a.out]), []);
 });
 
-test('a stalled copy is detected and ends as a hook failure instead of hanging', async () => {
-  forgetFailures();
-  const m1 = farm.machines[0]!;
-  // The remote import stops reading for 8 s: far longer than the stall limit of 2 s.
-  const slow = wrapperDir(farm, 'stalled-import', 'import', '{ /bin/dd bs=65536 count=2 iflag=fullblock 2>/dev/null; /bin/sleep 8; /bin/cat; } | "$REAL" "$@"; exit $?');
-  const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': slow, 'stall-timeout': '2' } })], 'stall-machines');
-  const blob = await addBlob(farm, 'stall-blob', 4 * 1024 * 1024, 12);
-  const a = await addDrv(farm, { name: 'stall', cmd: `/bin/cat ${blob} > $out`, srcs: [blob] });
-  const t0 = Date.now();
-  const r = await build(farm, { machines }, [a.drv]);
-  assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /copying 2 paths to it stalled: nothing moved for 2s/);
-  assert.ok(Date.now() - t0 < 8000, 'before the remote would have gone on');
-  // Once it reads again, the remote import finds its connection gone and leaves nothing behind.
-  await waitFor(() => !m1.processes().some((p) => p.cmd.includes('drover-store')), 20000, 'the stalled remote import to be gone');
-  assert.deepEqual(validOnMachine(m1, [blob]), []);
-  assert.deepEqual(m1.storeEntries().filter((e) => e.startsWith('.drover-tmp')), []);
-});
+for (const engine of ['drover', 'drover-cli']) {
+  test(`a stalled copy is detected and ends as a hook failure instead of hanging (engine ${engine})`, async () => {
+    forgetFailures();
+    const m1 = farm.machines[0]!;
+    // The remote import stops reading for 8 s: far longer than the stall limit of 2 s.
+    const [tool, sub] = engine === 'drover' ? ['drover-hook-ssh', 'serve'] : ['drover-store', 'import'];
+    // A few reads (the first carries serve's session header), then nothing for 8 s.
+    const slow = wrapperDir(farm, `stalled-${engine}`, tool, sub, `{ /bin/dd bs=65536 count=3 2>/dev/null; /bin/sleep 8; /bin/cat; } | "$REAL" "$@"; exit $?`);
+    const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': slow, 'stall-timeout': '2', engine, agent: '0' } })], `stall-${engine}-machines`);
+    const blob = await addBlob(farm, `stall-blob-${engine}`, 4 * 1024 * 1024, engine.length);
+    const a = await addDrv(farm, { name: `stall-${engine}`, cmd: `/bin/cat ${blob} > $out`, srcs: [blob] });
+    const t0 = Date.now();
+    const r = await build(farm, { machines }, [a.drv]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /copying 2 paths to it stalled: nothing moved for 2s/);
+    assert.ok(Date.now() - t0 < 8000, 'before the remote would have gone on');
+    // Once it reads again, the remote import finds its connection gone and leaves nothing behind.
+    await waitFor(() => !m1.processes().some((p) => /drover-store(\.js)? import|drover-hook-ssh(\.js)? serve/.test(p.cmd)), 20000, 'the stalled remote import to be gone');
+    assert.deepEqual(validOnMachine(m1, [blob]), []);
+    assert.deepEqual(m1.storeEntries().filter((e) => e.startsWith('.drover-tmp')), []);
+  });
+}
 
 test('hook killed with SIGKILL: its slot frees and the remote builder is gone within seconds', async () => {
   forgetFailures();
@@ -190,12 +195,46 @@ test('hook killed with SIGKILL: its slot frees and the remote builder is gone wi
   assert.ok(Date.now() - t0 < 10000);
 });
 
+test('through the agent: a connection that drops mid-build ends as hook-failed, and the remote build dies with it', async () => {
+  forgetFailures();
+  const m2 = farm.machines[1]!;
+  const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'drop-machines');
+  const a = await addDrv(farm, { name: 'dropped', cmd: 'echo started; /bin/sleep 110; echo x > $out' });
+  const run = startBuild(farm, { machines }, [a.drv]);
+  await waitFor(() => m2.processes().some((p) => p.cmd.includes('/bin/sleep 110')), 20000, 'the remote builder to run');
+  assert.ok(m2.processes().some((p) => /drover-hook-ssh(\.js)? agent/.test(p.cmd)), 'the build runs in the agent');
+  assert.ok(m2.killSessions() > 0);
+  const r = await run.result;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /failed: the connection dropped during the build: the connection to the drover agent closed/);
+  await waitFor(() => !m2.processes().some((p) => p.cmd.includes('/bin/sleep 110')), 10000, 'the remote build to be killed');
+  assert.deepEqual(validLocally(farm, [a.out]), []);
+});
+
+test('an agent that died is started again by the next build', async () => {
+  forgetFailures();
+  const m2 = farm.machines[1]!;
+  const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'agent-machines');
+  const a = await addDrv(farm, { name: 'agent-a', cmd: 'echo a > $out' });
+  assert.equal((await build(farm, { machines }, [a.drv])).code, 0);
+  const agents = m2.processes().filter((p) => /drover-hook-ssh(\.js)? agent --socket/.test(p.cmd));
+  assert.equal(agents.length, 1, 'one agent per machine');
+  process.kill(agents[0]!.pid, 'SIGKILL');
+  const b = await addDrv(farm, { name: 'agent-b', cmd: 'echo b > $out' });
+  const r = await build(farm, { machines }, [b.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /opened a session \(\S+ \(drover agent\)\)/);
+  const again = m2.processes().filter((p) => /drover-hook-ssh(\.js)? agent --socket/.test(p.cmd));
+  assert.equal(again.length, 1);
+  assert.notEqual(again[0]!.pid, agents[0]!.pid);
+});
+
 test('hostile remotes: garbage answers and a lying export stream are refused, the local store unchanged', async () => {
   forgetFailures();
   const m1 = farm.machines[0]!;
   // A remote whose missing-paths query answers garbage.
-  const garbage = wrapperDir(farm, 'garbage-query', 'query', 'echo "hello from a confused remote"; exit 0');
-  const g = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': garbage } })], 'garbage-machines');
+  const garbage = wrapperDir(farm, 'garbage-query', 'drover-store', 'query', 'echo "hello from a confused remote"; exit 0');
+  const g = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': garbage, engine: 'drover-cli' } })], 'garbage-machines');
   const a = await addDrv(farm, { name: 'garbage', cmd: 'echo a > $out' });
   const before = allValidLocally(farm);
   const r = await build(farm, { machines: g }, [a.drv]);
@@ -203,23 +242,32 @@ test('hostile remotes: garbage answers and a lying export stream are refused, th
   assert.match(r.stderr, /answered the missing-paths query with 'hello from a confused remote', which is not a store path in /);
   assert.deepEqual(allValidLocally(farm), before);
 
+  // A serve that answers garbage.
+  forgetFailures();
+  const babble = wrapperDir(farm, 'garbage-serve', 'drover-hook-ssh', 'serve', 'echo "Welcome! Today is a fine day."; /bin/cat >/dev/null; exit 0');
+  const bb = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': babble, agent: '0' } })], 'babble-machines');
+  const s = await addDrv(farm, { name: 'babble', cmd: 'echo s > $out' });
+  const rs = await build(farm, { machines: bb }, [s.drv]);
+  assert.equal(rs.code, 1, rs.stderr);
+  assert.match(rs.stderr, /\(drover-hook-ssh serve\): 'Welcome! Today is a fine day\..*' is not a session frame \(is something else printing on the remote's stdout\?\)/);
+
   // A remote whose export stream is not an export stream.
   forgetFailures();
-  const noise = wrapperDir(farm, 'garbage-export', 'export', 'echo "this is not a nix export stream at all, not at all"; exit 0');
-  const n = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': noise } })], 'noise-machines');
+  const noise = wrapperDir(farm, 'garbage-export', 'drover-store', 'export', 'echo "this is not a nix export stream at all, not at all"; exit 0');
+  const n = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': noise, engine: 'drover-cli' } })], 'noise-machines');
   const b = await addDrv(farm, { name: 'noise', cmd: 'echo b > $out' });
   const r2 = await build(farm, { machines: n }, [b.drv]);
   assert.equal(r2.code, 1, r2.stderr);
   assert.match(r2.stderr, /failed: the output stream from ssh:\/\/\S+: at byte 0: .*; nothing was registered/);
   assert.deepEqual(validOnMachine(m1, [b.out]), [b.out], 'the remote did build it');
-  assert.deepEqual(allValidLocally(farm), [...before, b.drv].sort());
+  assert.deepEqual(validLocally(farm, [b.out]), [], 'nothing of the bad stream was registered');
 
   // A remote that slips a path of its own into the stream of outputs.
   forgetFailures();
   const planted = m1.run([path.join(BIN_DIR, 'drover-store'), 'add', '/etc/hostname']).stdout.trim();
   assert.match(planted, /-hostname$/);
-  const liar = wrapperDir(farm, 'lying-export', 'export', `exec "$REAL" "$@" ${planted}`);
-  const l = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': liar } })], 'liar-machines');
+  const liar = wrapperDir(farm, 'lying-export', 'drover-store', 'export', `exec "$REAL" "$@" ${planted}`);
+  const l = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': liar, engine: 'drover-cli' } })], 'liar-machines');
   const c = await addDrv(farm, { name: 'liar', cmd: 'echo c > $out' });
   const before2 = allValidLocally(farm);
   const r3 = await build(farm, { machines: l }, [c.drv]);

@@ -153,15 +153,16 @@ export function validOnMachine(m: SshMachine, paths: string[]): string[] {
 }
 
 /**
- * A directory to put first on a machine's PATH (via `?remote-program=`) holding a
- * `drover-store` that misbehaves for one subcommand and runs the real one otherwise.
+ * A directory to put first on a machine's PATH (via `?remote-program=`) holding a `tool`
+ * (drover-store, drover-hook-ssh) that misbehaves for one subcommand (`$REAL` is the real
+ * one) and runs the real one otherwise.
  */
-export function wrapperDir(farm: Farm, name: string, subcommand: string, script: string): string {
+export function wrapperDir(farm: Farm, name: string, tool: string, subcommand: string, script: string): string {
   const dir = path.join(farm.dir, name);
   fs.mkdirSync(dir, { recursive: true });
-  const real = path.join(BIN_DIR, 'drover-store');
+  const real = path.join(BIN_DIR, tool);
   fs.writeFileSync(
-    path.join(dir, 'drover-store'),
+    path.join(dir, tool),
     `#!/bin/sh\nREAL=${sh(real)}\nif [ "$1" = ${sh(subcommand)} ]; then\n${script}\nfi\nexec "$REAL" "$@"\n`,
     { mode: 0o755 },
   );
@@ -179,7 +180,7 @@ export async function waitFor<T>(fn: () => T, ms: number, what: string): Promise
   }
 }
 
-/** Pids of processes running the program `name` (its argv[0] or, for scripts, argv[1]) with this farm's state dir in their environment. */
+/** Pids of local processes running the program `name` (its argv[0] or, for scripts, argv[1]) with this farm's state dir in their environment. */
 export function farmProcesses(farm: Farm, name: string): number[] {
   const out: number[] = [];
   for (const pid of fs.readdirSync('/proc')) {
@@ -187,6 +188,8 @@ export function farmProcesses(farm: Farm, name: string): number[] {
     try {
       const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       if (![argv[0], argv[1]].some((a) => a !== undefined && (path.basename(a) === name || path.basename(a) === `${name}.js`))) continue;
+      // A remote machine's processes see the same paths, but live in its mount namespace.
+      if (fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== fs.readlinkSync('/proc/self/ns/mnt')) continue;
       const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
       if (env.split('\0').includes(`DROVER_STATE_DIR=${farm.stateDir}`)) out.push(Number(pid));
     } catch {

@@ -107,6 +107,23 @@ test('only the paths the remote lacks are sent (bytes counted)', async () => {
   assert.deepEqual(validOnMachine(m1, [blob, a.drv, b.drv, a.out, b.out]), [blob, a.drv, b.drv, a.out, b.out]);
 });
 
+test('engine=drover-cli: the remote steps as separate drover-store / drover-build commands', async () => {
+  const m2 = farm.machines[1]!;
+  const machines = farm.machinesFile([m2.line({ maxJobs: 1, uriOptions: { engine: 'drover-cli' } })], 'cli-machines');
+  const dep = await addDrv(farm, { name: 'cli-dep', cmd: 'echo "cli log line"; echo dep > $out' });
+  const top = await addDrv(farm, { name: 'cli-top', cmd: `/bin/cat ${dep.out} > $out; echo top >> $out`, inputs: [dep] });
+  const r = await build(farm, { machines }, [top.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.remote.get(top.drv), m2.uri);
+  assert.equal(fs.readFileSync(top.out, 'utf8'), 'dep\ntop\n');
+  assert.match(r.stderr, /asked ssh:\/\/\S+ which of \d+ inputs it lacks/);
+  const log = fs.readdirSync(`${farm.stateDir}/log/drvs`, { recursive: true }).map(String).find((f) => f.endsWith('-cli-dep.drv'));
+  assert.equal(fs.readFileSync(`${farm.stateDir}/log/drvs/${log}`, 'utf8'), 'cli log line\n', 'the raw log, without drover-build -L\'s prefix');
+  const bad = await addDrv(farm, { name: 'cli-bad', cmd: 'exit 2' });
+  const r2 = await build(farm, { machines }, [bad.drv]);
+  assert.equal(r2.code, 100, r2.stderr);
+});
+
 test('max-jobs is never exceeded with two drover-build processes at once (the remote records concurrency)', async () => {
   const m2 = farm.machines[1]!;
   const machines = farm.machinesFile([m2.line({ maxJobs: 2 })], 'slots-machines');

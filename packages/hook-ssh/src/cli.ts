@@ -17,10 +17,15 @@ interface Globals {
 }
 
 const GLOBAL_OPTIONS = ['machines', 'store-dir', 'state-dir'] as const;
+const AGENT_OPTIONS = ['socket', 'idle'] as const;
 
-/** `--opt value`, `--opt=value` for the global options, then positionals; undefined for anything else. */
-function quickParse(argv: readonly string[]): { globals: Globals; positionals: string[] } | undefined {
+/**
+ * `--opt value`, `--opt=value` for the global options (and the agent's `--socket`, `--idle`,
+ * `--start`), then positionals; undefined for anything else.
+ */
+function quickParse(argv: readonly string[]): { globals: Globals; agent: { start: boolean; socket?: string; idle?: string }; positionals: string[] } | undefined {
   const globals: Globals = {};
+  const agent: { start: boolean; socket?: string; idle?: string } = { start: false };
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -28,14 +33,21 @@ function quickParse(argv: readonly string[]): { globals: Globals; positionals: s
       positionals.push(a);
       continue;
     }
+    if (a === '--start') {
+      agent.start = true;
+      continue;
+    }
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    const name = m?.[1] as (typeof GLOBAL_OPTIONS)[number] | undefined;
-    if (!m || !name || !GLOBAL_OPTIONS.includes(name)) return undefined;
+    const name = m?.[1];
+    if (!m || !name) return undefined;
+    const isGlobal = (GLOBAL_OPTIONS as readonly string[]).includes(name);
+    if (!isGlobal && !(AGENT_OPTIONS as readonly string[]).includes(name)) return undefined;
     const value = m[2] ?? argv[++i];
     if (value === undefined) return undefined;
-    globals[name] = value;
+    if (isGlobal) globals[name as (typeof GLOBAL_OPTIONS)[number]] = value;
+    else agent[name as (typeof AGENT_OPTIONS)[number]] = value;
   }
-  return { globals, positionals };
+  return { globals, agent, positionals };
 }
 
 async function runHook(g: Globals, thisSystem: string, maxSilentTime: string, printBuildTrace: string): Promise<number> {
@@ -58,11 +70,43 @@ async function runHook(g: Globals, thisSystem: string, maxSilentTime: string, pr
   return hook.run();
 }
 
-async function runServe(g: Globals): Promise<number> {
+function remoteConfig(g: Globals) {
   if (g['store-dir']) process.env.DROVER_STORE_DIR = g['store-dir'];
   if (g['state-dir']) process.env.DROVER_STATE_DIR = g['state-dir'];
-  const { serve } = await import('./serve.js');
-  return serve({ input: process.stdin, output: process.stdout, log: (b) => process.stderr.write(b), env: process.env, version: `drover-hook-ssh ${VERSION}, node ${process.version}` });
+  return resolveConfig({});
+}
+
+/** One build session on stdin/stdout (the hook runs this over ssh when it does not use the agent). */
+async function runServe(g: Globals): Promise<number> {
+  const { runSession } = await import('./remote-session.js');
+  return runSession({
+    input: process.stdin,
+    output: process.stdout,
+    config: remoteConfig(g),
+    env: process.env,
+    version: `drover-hook-ssh ${VERSION}, node ${process.version}`,
+    onStop: (stop) => {
+      process.on('SIGTERM', stop);
+      process.on('SIGHUP', stop);
+      return () => {
+        process.off('SIGTERM', stop);
+        process.off('SIGHUP', stop);
+      };
+    },
+  });
+}
+
+/** `agent --start [--idle S]`: make sure one runs, print its socket; `agent --socket P --idle S`: be it. */
+async function runAgentCommand(g: Globals, a: { start: boolean; socket?: string; idle: number }): Promise<number> {
+  const config = remoteConfig(g);
+  const { runAgent, startAgent } = await import('./agent.js');
+  if (a.start) {
+    const socket = await startAgent(config, { script: process.argv[1]!, idleSeconds: a.idle, env: process.env });
+    process.stdout.write(`${socket}\n`);
+    return 0;
+  }
+  if (!a.socket) throw new UsageError('agent needs --start or --socket PATH');
+  return runAgent({ socket: a.socket, idleSeconds: a.idle, config, env: process.env, version: `drover-hook-ssh ${VERSION}, node ${process.version}` });
 }
 
 async function withYargs(): Promise<number> {
@@ -79,7 +123,7 @@ async function withYargs(): Promise<number> {
     .usage(
       '$0 THIS_SYSTEM MAX_SILENT_TIME PRINT_BUILD_TRACE   (run by drover-build as its build hook)\n' +
         '$0 status | check                                  (for people)\n' +
-        '$0 serve                                           (run on a remote machine by the hook, over ssh)\n\n' +
+        '$0 serve | agent                                   (run on a remote machine by the hook, over ssh)\n\n' +
         'The reference build hook of drover: builds derivations on the machines of a machines file over SSH.',
     )
     .option('machines', { type: 'string', describe: 'machines file [env DROVER_MACHINES, default $XDG_CONFIG_HOME/drover/machines]', global: true })
@@ -114,9 +158,22 @@ async function withYargs(): Promise<number> {
       for (const r of results) process.stdout.write(`${r.machine.uri}: ${r.ok ? 'ok' : 'FAILED'}\n${r.lines.join('\n')}\n`);
       if (results.some((r) => !r.ok)) code = 1;
     })
-    .command('serve', 'run one remote build for a hook (reads its requests on stdin; not for people)', () => {}, async (argv) => {
+    .command('serve', 'run one remote build session on stdin/stdout (run by the hook over ssh; not for people)', () => {}, async (argv) => {
       code = await runServe(argv as unknown as Globals);
     })
+    .command(
+      'agent',
+      'the long-lived remote end of build sessions, on a Unix socket (started by the hook over ssh; not for people)',
+      (y) =>
+        y
+          .option('start', { type: 'boolean', describe: 'start one unless it runs; print its socket' })
+          .option('socket', { type: 'string', describe: 'the socket to listen on' })
+          .option('idle', { type: 'number', default: 600, describe: 'exit after this many seconds without sessions' }),
+      async (argv) => {
+        const a = argv as unknown as Globals & { start?: boolean; socket?: string; idle: number };
+        code = await runAgentCommand(a, { start: a.start ?? false, socket: a.socket, idle: a.idle });
+      },
+    )
     .strict()
     .help()
     .version(false)
@@ -129,7 +186,14 @@ async function withYargs(): Promise<number> {
 
 async function main(): Promise<number> {
   const q = quickParse(process.argv.slice(2));
-  if (q && q.positionals.length === 1 && q.positionals[0] === 'serve') return runServe(q.globals);
+  const agentOpts = q && (q.agent.start || q.agent.socket !== undefined || q.agent.idle !== undefined);
+  if (q && q.positionals.length === 1 && q.positionals[0] === 'serve' && !agentOpts) return runServe(q.globals);
+  if (q && q.positionals.length === 1 && q.positionals[0] === 'agent') {
+    const idle = q.agent.idle ?? '600';
+    if (!/^\d+$/.test(idle)) throw new UsageError(`--idle must be a whole number of seconds, got '${idle}'`);
+    return runAgentCommand(q.globals, { start: q.agent.start, socket: q.agent.socket, idle: Number(idle) });
+  }
+  if (agentOpts) return withYargs();
   if (q && q.positionals.length === 3 && !['status', 'check', 'serve', 'help'].includes(q.positionals[0]!)) {
     const [sys, mst, pbt] = q.positionals as [string, string, string];
     return runHook(q.globals, sys, mst, pbt);

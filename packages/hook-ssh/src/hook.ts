@@ -8,7 +8,8 @@ import { MachineHealth } from './machine-health.js';
 import { forMachine, hookSettings, type HookSettings } from './settings.js';
 import { buildAndFetch, probe, RemoteError, upload, type BuildOutcome, type RemoteContext } from './remote-ops.js';
 import { engineFor } from './remote-engine.js';
-import { serveBuild } from './serve-client.js';
+import { controlPath } from './ssh.js';
+import { openSession, runRemoteBuild } from './session-client.js';
 
 export interface HookOptions {
   thisSystem: string;
@@ -24,6 +25,9 @@ export interface HookOptions {
   /** Where the remote build log goes: fd 4 of the protocol, or our stderr when run by hand. */
   logFd: number | 'inherit';
 }
+
+/** How long a passed probe vouches for a machine whose shared connection stays up. */
+const PROBE_FRESH_MS = 60_000;
 
 /** The derivation's name: `HASH-NAME.drv` → `NAME`. */
 function drvName(drvPath: string): string {
@@ -133,10 +137,16 @@ export class Hook {
       const m = pick.slot.machine;
       const settings = forMachine(this.settings, m);
       try {
-        const t0 = Date.now();
-        await probe(this.ctx(settings), m);
-        if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`probed ${m.uri}: ${Date.now() - t0} ms`);
-        this.health.recordSuccess(m);
+        // A machine probed moments ago over a connection that is still up needs no new probe:
+        // that round trip sits on the scheduler's critical path, once per derivation.
+        const cp = settings.shareConnection ? controlPath(this.o.stateDir, m, settings) : undefined;
+        if (!cp || !this.health.probedRecently(m, cp, PROBE_FRESH_MS)) {
+          const t0 = Date.now();
+          await probe(this.ctx(settings), m);
+          if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`probed ${m.uri}: ${Date.now() - t0} ms`);
+          this.health.recordSuccess(m);
+          if (cp) this.health.recordProbe(m, cp);
+        }
         pick.slot.setHolder({ pid: process.pid, drv: req.drvPath, since: Date.now() });
         return { reply: 'accept', slot: pick.slot, settings };
       } catch (e) {
@@ -189,7 +199,9 @@ export class Hook {
       };
       let r: BuildOutcome;
       if (engineFor(m).serveCommand) {
-        const s = await serveBuild(ctx, m, store, { drv: req.drvPath, inputs, outputs, maxSilentTime: this.o.maxSilentTime }, this.o.logFd);
+        const session = await openSession(ctx, m);
+        lap(`opened a session (${session.t.what})`);
+        const s = await runRemoteBuild(ctx, m, store, session, { drv: req.drvPath, inputs, outputs, maxSilentTime: this.o.maxSilentTime }, this.o.logFd);
         if (this.o.env.DROVER_HOOK_SSH_DEBUG) this.message(`uploaded ${s.upload.paths} paths, ${s.upload.bytes} bytes: ${s.upload.ms} ms`);
         r = s.outcome;
       } else {

@@ -58,7 +58,32 @@ export class MachineHealth {
     return r && this.now() < r.retryAt ? r : undefined;
   }
 
+  private probeFile(m: Machine): string {
+    return path.join(this.dir, `${m.id}.probed`);
+  }
+
+  /**
+   * Whether a probe through the shared connection `controlPath` passed less than `maxAgeMs`
+   * ago and that connection is still up (its socket exists: ssh removes it when the master
+   * ends, as it does when the link breaks). Then the next hook may accept without asking.
+   */
+  probedRecently(m: Machine, controlPath: string, maxAgeMs: number): boolean {
+    try {
+      const r = JSON.parse(fs.readFileSync(this.probeFile(m), 'utf8')) as { controlPath: string; time: number };
+      const age = this.now() - r.time;
+      return r.controlPath === controlPath && age >= 0 && age < maxAgeMs && fs.statSync(controlPath).isSocket();
+    } catch {
+      return false;
+    }
+  }
+
+  recordProbe(m: Machine, controlPath: string): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    writeFileAtomic(this.probeFile(m), JSON.stringify({ controlPath, time: this.now() }) + '\n');
+  }
+
   recordFailure(m: Machine, error: string): HealthRecord {
+    fs.rmSync(this.probeFile(m), { force: true });
     return this.update(m, (prev) => {
       const failures = (prev?.failures ?? 0) + 1;
       const t = this.now();

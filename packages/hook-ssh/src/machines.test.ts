@@ -50,8 +50,13 @@ test('old 4-field line, dashes, comments and blank lines', () => {
 test('URI options: remote-program, engine, timeouts, ssh-key; IPv6 hosts', () => {
   const [a, b] = parseMachines(
     'ssh://h?remote-program=/opt/drover/bin:/usr/local/bin&engine=nix&connect-timeout=3&stall-timeout=7.5\n' +
-      'ssh://[::1]:22?ssh-key=/k x86_64-linux\n',
+      'ssh://[::1]:22?ssh-key=/k x86_64-linux\n' +
+      'ssh://c?engine=drover-cli\n',
   );
+  assert.equal(parseMachines('ssh://c?engine=drover-cli')[0]!.engine, 'drover-cli');
+  assert.equal(parseMachines('ssh://c')[0]!.engine, 'drover');
+  assert.equal(parseMachines('ssh://c')[0]!.agent, true);
+  assert.equal(parseMachines('ssh://c?agent=0')[0]!.agent, false);
   assert.deepEqual(a!.remotePath, ['/opt/drover/bin', '/usr/local/bin']);
   assert.equal(a!.engine, 'nix');
   assert.equal(a!.connectTimeout, 3);
@@ -95,6 +100,7 @@ const BAD: [string, RegExp][] = [
   ['ssh://h?remote-program=relative', /field 1 \(URI\): remote-program 'relative' is not an absolute directory/],
   ["ssh://h?remote-program=/a'b", /field 1 \(URI\): remote-program '\/a'b' contains a quote/],
   ['ssh://h?engine=guix', /field 1 \(URI\): engine 'guix' is not 'drover', 'drover-cli' or 'nix'/],
+  ['ssh://h?agent=yes', /field 1 \(URI\): agent 'yes' is not 0 or 1/],
   ['ssh://h?colour=blue', /field 1 \(URI\): unknown option 'colour'/],
   ['ssh://h?engine=nix&engine=drover', /option 'engine' is given twice/],
   ['ssh://h?connect-timeout=soon', /connect-timeout 'soon'/],

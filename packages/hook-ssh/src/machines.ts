@@ -32,6 +32,8 @@ export interface Machine {
   /** Directories put first on the remote PATH (`?remote-program=DIR[:DIR]`). */
   remotePath: string[];
   engine: Engine;
+  /** engine=drover: run sessions through a long-lived agent on the machine (`?agent=0`: a serve per build). */
+  agent: boolean;
   /** Per-machine overrides of the connection timeouts (seconds), `?connect-timeout=`, `?stall-timeout=`. */
   connectTimeout?: number;
   stallTimeout?: number;
@@ -172,14 +174,14 @@ function listField(v: string | undefined, check: (item: string) => void): string
   return [...new Set(items)];
 }
 
-type UriPart = Pick<Machine, 'uri' | 'sshHost' | 'host' | 'user' | 'port' | 'remotePath' | 'engine' | 'connectTimeout' | 'stallTimeout' | 'id'>;
+type UriPart = Pick<Machine, 'uri' | 'sshHost' | 'host' | 'user' | 'port' | 'remotePath' | 'engine' | 'agent' | 'connectTimeout' | 'stallTimeout' | 'id'>;
 
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$/;
 const USER_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
 
 /**
  * `ssh://[user@]host[:port][?opts]`, `ssh-ng://…` (read as ssh), or a bare `[user@]host`.
- * Options: `remote-program=DIR[:DIR]`, `engine=drover|nix`, `ssh-key=FILE` (Nix's spelling),
+ * Options: `remote-program=DIR[:DIR]`, `engine=drover|drover-cli|nix`, `agent=0|1`, `ssh-key=FILE` (Nix's spelling),
  * `connect-timeout=S`, `stall-timeout=S`. Unknown options are errors, so typos do not
  * silently fall back to defaults.
  */
@@ -249,6 +251,7 @@ export function parseUri(s: string, bad: (msg: string) => Error): UriPart & { ss
   }
   let remotePath: string[] = [];
   let engine: Engine = 'drover';
+  let agent = true;
   let connectTimeout: number | undefined;
   let stallTimeout: number | undefined;
   let sshKeyOption: string | undefined;
@@ -274,12 +277,16 @@ export function parseUri(s: string, bad: (msg: string) => Error): UriPart & { ss
         else stallTimeout = n;
         break;
       }
+      case 'agent':
+        if (v !== '0' && v !== '1') throw bad(`agent '${v}' is not 0 or 1`);
+        agent = v === '1';
+        break;
       case 'ssh-key':
         if (!path.isAbsolute(v)) throw bad(`ssh-key '${v}' is not an absolute path`);
         sshKeyOption = v;
         break;
       default:
-        throw bad(`unknown option '${k}' in '${s}' (known: remote-program, engine, ssh-key, connect-timeout, stall-timeout)`);
+        throw bad(`unknown option '${k}' in '${s}' (known: remote-program, engine, agent, ssh-key, connect-timeout, stall-timeout)`);
     }
   }
   const bareHost = host.startsWith('[') ? host.slice(1, -1) : host;
@@ -294,6 +301,7 @@ export function parseUri(s: string, bad: (msg: string) => Error): UriPart & { ss
     port,
     remotePath,
     engine,
+    agent,
     connectTimeout,
     stallTimeout,
     sshKeyOption,

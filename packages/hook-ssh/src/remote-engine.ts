@@ -35,7 +35,8 @@ export interface RemoteEngine {
   logPrefix?: (name: string) => string;
 }
 
-function wrap(m: Machine, script: string): string {
+/** A remote command: the machine's PATH additions, then `script`, as one `exec sh -c '…'` word. */
+export function wrapRemote(m: Machine, script: string): string {
   const pathSet = m.remotePath.length > 0 ? `PATH=${m.remotePath.map(sq).join(':')}:"$PATH"; export PATH; ` : '';
   return `exec sh -c ${sq(pathSet + script)}`;
 }
@@ -77,7 +78,7 @@ export function droverServeEngine(m: Machine): RemoteEngine {
     ...cli,
     name: 'drover',
     probeAndMissing: (query) =>
-      wrap(
+      wrapRemote(
         m,
         [
           'd="${DROVER_STORE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/drover/store}"',
@@ -90,7 +91,7 @@ export function droverServeEngine(m: Machine): RemoteEngine {
           ...(query ? ['drover-store query --print-invalid -'] : []),
         ].join('; '),
       ),
-    serveCommand: () => wrap(m, `unset DROVER_BUILD_HOOK; ${toolCheck(['drover-hook-ssh'])}; exec drover-hook-ssh serve`),
+    serveCommand: () => wrapRemote(m, `unset DROVER_BUILD_HOOK; ${toolCheck(['drover-hook-ssh'])}; exec drover-hook-ssh serve`),
   };
 }
 
@@ -99,7 +100,7 @@ export function droverEngine(m: Machine): RemoteEngine {
   return {
     name: 'drover-cli',
     probeAndMissing: (query) =>
-      wrap(
+      wrapRemote(
         m,
         [
           // drover-store's own rule (flag > DROVER_STORE_DIR > XDG default), as the remote tools will apply it.
@@ -114,10 +115,10 @@ export function droverEngine(m: Machine): RemoteEngine {
           ...(query ? ['drover-store query --print-invalid -'] : []),
         ].join('; '),
       ),
-    importCommand: () => wrap(m, `${toolCheck(['drover-store'])}; drover-store import >/dev/null`),
+    importCommand: () => wrapRemote(m, `${toolCheck(['drover-store'])}; drover-store import >/dev/null`),
     logPrefix: (name) => `${name}> `,
     buildCommand: (drv, outputs, mst) =>
-      wrap(
+      wrapRemote(
         m,
         `unset DROVER_BUILD_HOOK; ${toolCheck(['drover-build', 'drover-store'])}; ` +
           watchdog(`drover-build -L${mst > 0 ? ` --max-silent-time ${mst}` : ''} ${sq(drv)} >/dev/null`, `drover-store export ${outputs.map(sq).join(' ')}`, 'drover-build'),
@@ -129,7 +130,7 @@ export function nixEngine(m: Machine): RemoteEngine {
   return {
     name: 'nix',
     probeAndMissing: (query) =>
-      wrap(
+      wrapRemote(
         m,
         [
           'd="${NIX_STORE_DIR:-/nix/store}"',
@@ -142,9 +143,9 @@ export function nixEngine(m: Machine): RemoteEngine {
           ...(query ? ['xargs -r nix-store --check-validity --print-invalid'] : []),
         ].join('; '),
       ),
-    importCommand: () => wrap(m, `${toolCheck(['nix-store'])}; nix-store --import >/dev/null`),
+    importCommand: () => wrapRemote(m, `${toolCheck(['nix-store'])}; nix-store --import >/dev/null`),
     buildCommand: (drv, outputs, mst) =>
-      wrap(
+      wrapRemote(
         m,
         `${toolCheck(['nix-store'])}; ` +
           watchdog(

@@ -8,7 +8,6 @@ import type { HookSettings } from './settings.js';
 import { engineFor, parseProbeOutput, REMOTE_EXIT, RemoteProtocolError, type ProbeInfo } from './remote-engine.js';
 import { runSsh, startSsh } from './ssh.js';
 import { PrefixStripper } from './log-prefix.js';
-import { END_FRAME, frame } from './serve-protocol.js';
 
 /**
  * Something went wrong talking to a machine (exit 1). `connection` marks failures of the
@@ -126,9 +125,8 @@ export interface UploadResult {
 
 /**
  * Streams the export of `paths` into `sink` (ssh's stdin) with back-pressure; prints progress
- * every few seconds for large copies; calls `onStall` when nothing drains for the stall
- * limit. `framed` wraps the stream in serve frames and leaves the sink open; otherwise the
- * sink is ended after the stream.
+ * every few seconds for large copies; kills the child when nothing drains for the stall
+ * limit. The sink is ended after the stream.
  */
 export async function pumpExport(
   ctx: RemoteContext,
@@ -136,7 +134,6 @@ export async function pumpExport(
   store: Store,
   paths: readonly string[],
   child: ChildProcess,
-  opts: { framed: boolean },
 ): Promise<{ bytes: number; total: number; ms: number; stalled: boolean; error?: unknown }> {
   const started = Date.now();
   let total = 0;
@@ -179,13 +176,7 @@ export async function pumpExport(
         lastReport = Date.now();
         report(false);
       }
-      let ok: boolean;
-      if (opts.framed) {
-        const [len, body] = frame(chunk);
-        put(len!);
-        ok = put(body!);
-      } else ok = put(chunk);
-      if (ok) {
+      if (put(chunk)) {
         stall.touch();
         return;
       }
@@ -193,8 +184,7 @@ export async function pumpExport(
         waiting = { resolve, reject };
       });
     });
-    if (opts.framed) put(END_FRAME);
-    else sink.end();
+    sink.end();
   } catch (e) {
     error = e;
     sink.destroy();
@@ -219,7 +209,7 @@ export async function upload(ctx: RemoteContext, m: Machine, store: Store, paths
   proc.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     if (stderr.length < 65536) stderr += d;
   });
-  const p = await pumpExport(ctx, m, store, paths, proc.child, { framed: false });
+  const p = await pumpExport(ctx, m, store, paths, proc.child);
   const r = await proc.done;
   const secs = Math.round(ctx.settings.stallTimeout);
   if (p.stalled) throw new RemoteError(`copying ${paths.length} paths to it stalled: nothing moved for ${secs}s (after ${mib(p.bytes)} of ${mib(p.total)})`, true);

@@ -19,6 +19,10 @@ export interface HookSettings {
   sshOpts: string[];
   /** One shared master connection per machine (default); off: a fresh connection per command. */
   shareConnection: boolean;
+  /** engine=drover: use the machine's agent (needs the shared connection). */
+  useAgent: boolean;
+  /** Seconds an agent without sessions stays up. */
+  agentIdle: number;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -50,6 +54,8 @@ export function hookSettings(env: NodeJS.ProcessEnv = process.env): HookSettings
     aliveCount: Math.max(1, Math.round(num(env, 'DROVER_HOOK_SSH_ALIVE_COUNT', 3))),
     sshOpts: (env.DROVER_SSHOPTS ?? '').split(/\s+/).filter((s) => s !== ''),
     shareConnection: env.DROVER_HOOK_SSH_SHARE !== '0',
+    useAgent: env.DROVER_HOOK_SSH_AGENT !== '0',
+    agentIdle: num(env, 'DROVER_HOOK_SSH_AGENT_IDLE', 600),
   };
 }
 

@@ -65,7 +65,7 @@ function pinnedKnownHosts(stateDir: string, m: Machine): { file: string; alias: 
 }
 
 /** ssh's arguments up to (and including) the destination; the remote command follows. */
-export function sshArgs(stateDir: string, m: Machine, s: HookSettings, opts: { logFile?: string; shared?: boolean } = {}): string[] {
+export function sshArgs(stateDir: string, m: Machine, s: HookSettings, opts: { logFile?: string; shared?: boolean; forward?: boolean } = {}): string[] {
   const a: string[] = [];
   const o = (kv: string) => a.push('-o', kv);
   if (opts.shared ?? s.shareConnection) {
@@ -84,7 +84,11 @@ export function sshArgs(stateDir: string, m: Machine, s: HookSettings, opts: { l
   o(`ServerAliveCountMax=${s.aliveCount}`);
   o('ForwardAgent=no');
   o('ForwardX11=no');
-  o('ClearAllForwardings=yes');
+  // Forwards from the user's ssh config do not belong on the hook's connections; the agent's
+  // socket forward is asked of the master later (`-O forward`), and a stale socket file of an
+  // old master must not block it.
+  if (!opts.forward) o('ClearAllForwardings=yes');
+  o('StreamLocalBindUnlink=yes');
   o('RequestTTY=no');
   if (m.sshKey) {
     a.push('-i', m.sshKey);

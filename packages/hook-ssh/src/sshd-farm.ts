@@ -11,6 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { localSystem } from './system.js';
+
+export { localSystem };
 
 /** The repository root (this file runs from packages/hook-ssh/dist/). */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -350,10 +353,6 @@ export function closeMasters(stateDir: string): void {
   }
 }
 
-export function localSystem(): string {
-  const arch = ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686' } as Record<string, string>)[process.arch] ?? process.arch;
-  return `${arch}-${process.platform}`;
-}
 
 function keygen(file: string, comment: string): void {
   const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], { encoding: 'utf8' });

@@ -1,0 +1,94 @@
+// The remote end of one build session (see session-protocol.ts), run by `serve` over ssh stdio or by the agent per connection.
+//
+// It says which inputs are missing, imports them, builds the derivation with drover's
+// scheduler in this process, and streams the outputs back. The end of its input means the
+// hook or its connection is gone: the build is interrupted and its builders are killed.
+import type { Writable } from 'node:stream';
+import { Store, exportPaths, importPaths, type StoreConfig } from '@drover/store';
+import { Scheduler, resolveBuildOptions } from '@drover/worker';
+import { FrameReader, FrameWriter, SESSION_VERSION, parseHeader } from './session-protocol.js';
+import { PrefixStripper } from './log-prefix.js';
+
+export interface SessionIo {
+  input: AsyncIterable<Buffer | string>;
+  output: Writable;
+  config: StoreConfig;
+  env: NodeJS.ProcessEnv;
+  version: string;
+  /** Registers a function that stops the session from outside (a signal); returns its undo. */
+  onStop?: (stop: () => void) => () => void;
+}
+
+/** Runs one session; resolves with 0 when it ran to its end, 1 when it was stopped or refused. */
+export async function runSession(io: SessionIo): Promise<number> {
+  const out = new FrameWriter(io.output);
+  const reader = new FrameReader(io.input, 'the session from the hook');
+  await out.send('H', JSON.stringify({ v: SESSION_VERSION, storeDir: io.config.storeDir, version: io.version }));
+  const first = await reader.next();
+  // The hook may hang up after the hello: it only wanted to know we are here.
+  if (!first) return 0;
+  const store = new Store(io.config);
+  try {
+    if (first.type !== 'M') throw new Error(`expected the session header, got a ${first.type} frame`);
+    const header = parseHeader(JSON.parse(first.payload.toString('utf8')) as Record<string, unknown>);
+    if (header.storeDir !== io.config.storeDir) {
+      await out.message({ error: `this machine's store dir is '${io.config.storeDir}', not '${header.storeDir}'` });
+      return 1;
+    }
+    const missing = header.inputs.filter((p) => !store.db.isValid(p));
+    await out.message({ missing });
+    if (missing.length > 0) {
+      try {
+        const got = await importPaths(store, reader.data(), { what: 'the export stream from the hook' });
+        const asked = new Set(missing);
+        const stray = got.find((p) => !asked.has(p));
+        if (stray) throw new Error(`the export stream from the hook holds '${stray}', which was not asked for`);
+        await out.message({ imported: got.length });
+      } catch (e) {
+        await out.message({ error: (e as Error).message });
+        return 1;
+      }
+    }
+    const name = header.drv.slice(header.drv.lastIndexOf('/') + 34, -4);
+    const strip = new PrefixStripper(`${name}> `);
+    const log = (s: string) => {
+      try {
+        void out.send('L', strip.push(Buffer.from(s)));
+      } catch {
+        /* the hook is gone; the stop below ends the build */
+      }
+    };
+    const opts = resolveBuildOptions({ maxJobs: 1, maxSilentTime: header.maxSilentTime, printBuildLogs: true, buildHook: '' }, io.env, log);
+    const scheduler = new Scheduler(store, opts);
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
+      scheduler.interrupt();
+    };
+    // Nothing more comes from the hook: the end of its stream is its "stop".
+    void reader.untilEnd().then(stop, stop);
+    const undo = io.onStop?.(stop);
+    let result;
+    try {
+      result = await scheduler.run([header.drv]);
+    } finally {
+      undo?.();
+    }
+    if (stopped) return 1;
+    await out.message({ status: result.exitCode });
+    if (result.exitCode === 0) {
+      await exportPaths(store, header.outputs, (c) => out.send('D', c));
+      await out.send('E');
+    }
+    return 0;
+  } catch (e) {
+    try {
+      await out.message({ error: (e as Error).message });
+    } catch {
+      /* the hook is gone */
+    }
+    return 1;
+  } finally {
+    store.close();
+  }
+}

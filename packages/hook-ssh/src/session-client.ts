@@ -1,0 +1,271 @@
+// The hook's side of a remote build session (session-protocol.ts), over the agent's socket or a `serve` over ssh.
+import type net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { exportPaths, importPaths, type Store } from '@drover/store';
+import type { Machine } from './machines.js';
+import { engineFor } from './remote-engine.js';
+import { startSsh, type SshProcess } from './ssh.js';
+import { FrameReader, FrameWriter, SessionProtocolError, parseHello, parseMissing, type SessionHeader } from './session-protocol.js';
+import { connectSocket, linkAgent, localAgentSocket } from './agent-link.js';
+import { ExpectingStore, RemoteError, SSH_FAILED, StallWatch, logSink, mib, sshFailure, type BuildOutcome, type RemoteContext, type UploadResult } from './remote-ops.js';
+
+/** A byte stream each way to the remote end, and how to end it and learn why it ended. */
+export interface Transport {
+  readable: Readable;
+  writable: Writable;
+  /** Ends the session at once (an error on our side). */
+  kill(): void;
+  /** Ends our side after a complete session and waits for the remote to go. */
+  finish(): Promise<void>;
+  /** Once the session is over: a message when the link itself broke (so the machine backs off). */
+  broken(): Promise<string | undefined>;
+  /** What the remote said outside the session, if anything (a tool that is missing). */
+  detail?(): string;
+  what: string;
+}
+
+export function sshTransport(ctx: RemoteContext, m: Machine): Transport {
+  const p: SshProcess = startSsh(ctx.stateDir, m, ctx.settings, engineFor(m).serveCommand!(), ['pipe', 'pipe', 'pipe']);
+  // serve prints nothing on stderr but failures to start (a missing tool): show them.
+  let stderr = '';
+  p.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 4096) stderr += d;
+  });
+  return {
+    readable: p.child.stdout!,
+    writable: p.child.stdin!,
+    kill: () => p.child.kill('SIGKILL'),
+    finish: async () => {
+      p.child.stdin!.end();
+      await p.done;
+    },
+    broken: async () => {
+      const r = await p.done;
+      return r.code === SSH_FAILED ? sshFailure(r) : undefined;
+    },
+    detail: () => stderr.trim().split('\n').pop() ?? '',
+    what: `${m.uri} (drover-hook-ssh serve)`,
+  };
+}
+
+export function socketTransport(m: Machine, sock: net.Socket): Transport {
+  let killed = false;
+  let closedByRemote = false;
+  sock.once('end', () => {
+    if (!killed) closedByRemote = true;
+  });
+  sock.once('close', () => {
+    if (!killed) closedByRemote = true;
+  });
+  sock.on('error', () => {});
+  return {
+    readable: sock,
+    writable: sock,
+    kill: () => {
+      killed = true;
+      sock.destroy();
+    },
+    finish: async () => {
+      killed = true;
+      sock.destroy();
+    },
+    // The agent ends a session only after its last frame: a stream that ends before is a
+    // connection (or an agent) that went away.
+    broken: async () => (closedByRemote ? 'the connection to the drover agent closed (the link or the agent went away)' : undefined),
+    what: `${m.uri} (drover agent)`,
+  };
+}
+
+/** A session whose remote end has said hello. */
+export interface OpenSession {
+  t: Transport;
+  reader: FrameReader;
+  hello: { storeDir: string; version: string };
+}
+
+/** Reads the hello of a fresh transport (within the stall limit); undefined when the stream ends first. */
+async function greet(ctx: RemoteContext, t: Transport): Promise<OpenSession | undefined> {
+  t.writable.on('error', () => {});
+  t.readable.on('error', () => {});
+  const reader = new FrameReader(t.readable, t.what);
+  const w = new StallWatch(ctx.settings.stallTimeout * 1000, () => t.kill());
+  reader.onData = () => w.touch();
+  w.start();
+  try {
+    const f = await reader.next();
+    if (!f) return undefined;
+    if (f.type !== 'H') throw new SessionProtocolError(`${t.what}: the session does not start with a hello`);
+    return { t, reader, hello: parseHello(JSON.parse(f.payload.toString('utf8')) as Record<string, unknown>, t.what) };
+  } catch (e) {
+    t.kill();
+    throw e;
+  } finally {
+    w.stop();
+  }
+}
+
+/**
+ * Opens a session on the machine: through its agent when it can (starting the agent and
+ * the socket forward when they are not there yet), else with a `serve` over ssh.
+ */
+export async function openSession(ctx: RemoteContext, m: Machine): Promise<OpenSession> {
+  const s = ctx.settings;
+  if (m.agent && s.useAgent && s.shareConnection) {
+    const local = localAgentSocket(ctx.stateDir, m, s);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const sock = await connectSocket(local);
+      if (sock) {
+        const open = await greet(ctx, socketTransport(m, sock)).catch(() => undefined);
+        if (open) return open;
+      }
+      if (attempt === 0) {
+        try {
+          await linkAgent(ctx.stateDir, m, s, s.agentIdle);
+        } catch (e) {
+          ctx.message(`${(e as Error).message}; building through a serve process instead`);
+          break;
+        }
+      }
+    }
+  }
+  const t = sshTransport(ctx, m);
+  const open = await greet(ctx, t);
+  if (open) return open;
+  const broken = await t.broken();
+  if (broken) throw new RemoteError(`cannot reach ${m.uri}: ${broken}`, true);
+  throw new RemoteError(`${t.what} ended before its hello${t.detail?.() ? `: ${t.detail()}` : ''}`, false);
+}
+
+/**
+ * Runs one remote build over an open session: store dir check, the missing inputs in
+ * frames, the build with its log on fd 4, the outputs into a local import that admits
+ * nothing but them.
+ */
+export async function runRemoteBuild(
+  ctx: RemoteContext,
+  m: Machine,
+  store: Store,
+  session: OpenSession,
+  req: { drv: string; inputs: string[]; outputs: string[]; maxSilentTime: number },
+  logFd: number | 'inherit',
+): Promise<{ outcome: BuildOutcome; upload: UploadResult }> {
+  const { t, reader, hello } = session;
+  const log = logSink(logFd);
+  reader.onLog = (b) => log.write(b);
+  const writer = new FrameWriter(t.writable);
+  let stage = 'at its start';
+  let stalled: (() => string) | undefined;
+  let finished = false;
+  const secs = Math.round(ctx.settings.stallTimeout);
+  const watch = () => {
+    const w = new StallWatch(ctx.settings.stallTimeout * 1000, () => {
+      stalled = () => (stage === 'while copying the outputs back' ? `copying the outputs back stalled: nothing moved for ${secs}s` : `no answer ${stage} for ${secs}s`);
+      t.kill();
+    });
+    reader.onData = () => w.touch();
+    w.start();
+    return w;
+  };
+  const guard = new ExpectingStore(store, new Set(req.outputs), `the output stream from ${m.uri}`);
+  let up: UploadResult = { paths: 0, bytes: 0, ms: 0 };
+  let w = watch();
+  try {
+    if (hello.storeDir !== ctx.storeDir) {
+      throw new RemoteError(`${m.uri} uses the store dir '${hello.storeDir}', not '${ctx.storeDir}' as this machine does (set DROVER_STORE_DIR on the remote)`, false);
+    }
+    const header: SessionHeader = { storeDir: ctx.storeDir, drv: req.drv, outputs: req.outputs, inputs: req.inputs, maxSilentTime: req.maxSilentTime };
+    await writer.message({ ...header });
+    stage = 'while asking which inputs it lacks';
+    const missing = parseMissing(await reader.expect('M', stage), new Set(req.inputs), t.what);
+    w.stop();
+    if (missing.length > 0) {
+      const copying = `copying ${missing.length} path${missing.length === 1 ? '' : 's'} to it`;
+      stage = `while ${copying}`;
+      const started = Date.now();
+      let total = 0;
+      for (const p of missing) total += store.db.queryPathInfo(p)?.narSize ?? 0;
+      if (total >= 1048576) ctx.message(`${copying.replace('to it', `(${mib(total)}) to ${m.uri}`)}`);
+      let last = Date.now();
+      const send = new StallWatch(ctx.settings.stallTimeout * 1000, () => {
+        stalled = () => `${copying} stalled: nothing moved for ${secs}s (after ${mib(writer.dataBytes)} of ${mib(total)})`;
+        t.kill();
+      });
+      t.writable.on('drain', () => send.touch());
+      send.start();
+      try {
+        await exportPaths(store, missing, (c) => {
+          if (Date.now() - last > 3000) {
+            last = Date.now();
+            const secs = (Date.now() - started) / 1000;
+            ctx.message(`copying ${mib(writer.dataBytes)} of ${mib(total)} to ${m.uri} at ${mib(writer.dataBytes / secs)}/s`);
+          }
+          const r = writer.send('D', c);
+          if (!r) send.touch();
+          return r;
+        });
+        await writer.send('E');
+      } finally {
+        send.stop();
+        stage = `while ${copying} (after ${mib(writer.dataBytes)} of ${mib(total)})`;
+      }
+      w = watch();
+      const done = await reader.expect('M', stage);
+      w.stop();
+      if (typeof done.error === 'string') throw new RemoteError(`${copying} failed: ${done.error}`, false);
+      if (done.imported !== missing.length) throw new SessionProtocolError(`${t.what}: expected {imported: ${missing.length}}, got ${JSON.stringify(done).slice(0, 200)}`);
+      up = { paths: missing.length, bytes: writer.dataBytes, ms: Date.now() - started };
+    }
+    // The build may be silent for as long as it likes: max-silent-time is the scheduler's.
+    stage = 'during the build';
+    const st = await reader.expect('M', stage);
+    if (typeof st.error === 'string') throw new RemoteError(`the remote build failed: ${st.error}`, false);
+    if (typeof st.status !== 'number') throw new SessionProtocolError(`${t.what}: expected {status}, got ${JSON.stringify(st).slice(0, 200)}`);
+    if (st.status >= 100 && st.status <= 104) {
+      finished = true;
+      return { outcome: { kind: 'failed', status: st.status }, upload: up };
+    }
+    if (st.status !== 0) throw new RemoteError(`drover there failed without it being a build failure (status ${st.status}; see the build log)`, false);
+    stage = 'while copying the outputs back';
+    let back = 0;
+    const counted = async function* () {
+      for await (const c of reader.data()) {
+        back += c.length;
+        yield c;
+      }
+    };
+    w = watch();
+    await importPaths(guard, counted(), { what: `the output stream from ${m.uri}` });
+    w.stop();
+    const absent = req.outputs.filter((o) => !store.db.isValid(o));
+    if (absent.length > 0) throw new RemoteError(`the output stream from ${m.uri} lacks ${absent.map((p) => `'${p}'`).join(', ')}`, false);
+    finished = true;
+    return { outcome: { kind: 'built', bytes: back }, upload: up };
+  } catch (e) {
+    w.stop();
+    const broken = await settle(t);
+    if (stalled) throw new RemoteError(stalled(), true);
+    if (e instanceof RemoteError && (e.connection || !broken)) throw e;
+    if (broken) throw new RemoteError(`the connection dropped ${stage}: ${broken}`, true);
+    const detail = t.detail?.();
+    const msg = (e as Error).message + (detail ? ` (the remote said: ${detail})` : '');
+    throw new RemoteError(`${msg}${stage === 'while copying the outputs back' && !/nothing was registered/.test(msg) ? '; nothing was registered' : ''}`, false);
+  } finally {
+    guard.close();
+    // The remote has sent everything: ours to end.
+    if (finished) await t.finish();
+  }
+}
+
+/**
+ * After a failure: whether the link broke by itself. A stream that ended under us is given a
+ * moment to tell (ssh's exit status); one still open is ours to cut.
+ */
+async function settle(t: Transport): Promise<string | undefined> {
+  if (!t.readable.readableEnded && !t.readable.destroyed) t.kill();
+  const timer = setTimeout(() => t.kill(), 2000);
+  try {
+    return await t.broken();
+  } finally {
+    clearTimeout(timer);
+  }
+}

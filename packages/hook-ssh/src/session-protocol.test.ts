@@ -1,0 +1,93 @@
+// Tests of the session wire format: frames in any chunking, logs interleaved, hostile frames and messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { FrameReader, FrameWriter, SessionProtocolError, encodeFrame, parseHeader, parseHello, parseMissing } from './session-protocol.js';
+
+async function* chunks(bufs: Buffer[], size: number): AsyncGenerator<Buffer> {
+  const all = Buffer.concat(bufs);
+  for (let i = 0; i < all.length; i += size) yield all.subarray(i, i + size);
+}
+
+const payload = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+
+for (const size of [1, 3, 7, 4096, 1 << 20]) {
+  test(`hello, message, data with log frames between, in chunks of ${size} bytes`, async () => {
+    const stream = [
+      ...encodeFrame('H', JSON.stringify({ v: 2, storeDir: '/s' })),
+      ...encodeFrame('L', 'log one\n'),
+      ...encodeFrame('M', '{"missing":[]}'),
+      ...encodeFrame('D', payload.subarray(0, 3000)),
+      ...encodeFrame('L', 'log two\n'),
+      ...encodeFrame('D', payload.subarray(3000)),
+      ...encodeFrame('E'),
+    ];
+    const r = new FrameReader(chunks(stream, size), 'the remote');
+    const logs: string[] = [];
+    r.onLog = (b) => logs.push(b.toString());
+    assert.deepEqual(parseHello(await r.expect('H', 'first'), 'the remote'), { storeDir: '/s', version: '' });
+    assert.deepEqual(await r.expect('M', 'second'), { missing: [] });
+    const got: Buffer[] = [];
+    for await (const c of r.data()) got.push(c);
+    assert.deepEqual(Buffer.concat(got), payload);
+    assert.deepEqual(logs, ['log one\n', 'log two\n']);
+    assert.equal(await r.next(), undefined);
+    assert.equal(r.received, Buffer.concat(stream).length);
+  });
+}
+
+test('FrameWriter frames what it sends and counts data bytes', async () => {
+  const sink = new PassThrough();
+  const w = new FrameWriter(sink);
+  await w.message({ a: 1 });
+  await w.send('D', Buffer.from('abc'));
+  await w.send('E');
+  sink.end();
+  const r = new FrameReader(sink, 't');
+  assert.deepEqual(await r.expect('M', 'x'), { a: 1 });
+  const d: Buffer[] = [];
+  for await (const c of r.data()) d.push(c);
+  assert.equal(Buffer.concat(d).toString(), 'abc');
+  assert.equal(w.dataBytes, 3);
+});
+
+test('garbage, truncation and wrong frames are refused, naming what came', async () => {
+  const bad = async (bufs: Buffer[], fn: (r: FrameReader) => Promise<unknown>, re: RegExp) => {
+    await assert.rejects(fn(new FrameReader(chunks(bufs, 5), 'ssh://m (serve)')), (e: unknown) => e instanceof SessionProtocolError && re.test(e.message), String(re));
+  };
+  const drain = async (r: FrameReader) => {
+    for await (const _ of r.data()) void _;
+  };
+  await bad([Buffer.from('Welcome to the machine!\n')], (r) => r.next(), /ssh:\/\/m \(serve\): 'Welcome to the machine!\?' is not a session frame \(is something else printing on the remote's stdout\?\)/);
+  await bad([encodeFrame('M', 'x'.repeat(10))[0]!], (r) => r.next(), /the stream ends inside a M frame of 10 bytes/);
+  await bad([Buffer.from('M')], (r) => r.next(), /the stream ends inside a frame/);
+  await bad([Buffer.from([0x44, 0xff, 0xff, 0xff, 0x7f])], (r) => r.next(), /a frame of \d+ bytes is larger than/);
+  await bad(encodeFrame('M', 'not json'), (r) => r.expect('M', 'at its start'), /'not json' at its start is not JSON/);
+  await bad(encodeFrame('M', '[1]'), (r) => r.expect('M', 'at its start'), /is not a JSON object/);
+  await bad(encodeFrame('D', 'x'), (r) => r.expect('M', 'during the build'), /expected a M frame during the build, got D/);
+  await bad([], (r) => r.expect('H', 'at its start'), /the session ended at its start/);
+  await bad(encodeFrame('D', 'abc'), drain, /the session ended inside an export stream/);
+  await bad(encodeFrame('M', '{}'), drain, /expected a D or E frame inside an export stream, got M/);
+});
+
+test('headers, hellos and missing lists from a hostile peer are refused', () => {
+  const good = { storeDir: '/s', drv: '/s/a-x.drv', outputs: ['/s/b-x'], inputs: ['/s/a-x.drv'], maxSilentTime: 0 };
+  assert.equal(parseHeader(good).drv, '/s/a-x.drv');
+  for (const [patch, re] of [
+    [{ storeDir: 'rel' }, /storeDir is not an absolute path/],
+    [{ drv: '/etc/passwd' }, /drv is not a .drv store path/],
+    [{ drv: '/s/../etc/x.drv' }, /drv is not a .drv store path/],
+    [{ outputs: ['/s/ok', '/elsewhere/x'] }, /outputs is not a list of store paths in \/s/],
+    [{ inputs: 'all' }, /inputs is not a list/],
+    [{ maxSilentTime: -1 }, /maxSilentTime/],
+  ] as const) {
+    assert.throws(() => parseHeader({ ...good, ...patch }), re);
+  }
+  assert.throws(() => parseHello({ v: 1, storeDir: '/s' }, 'r'), /r: speaks session protocol 1, this hook speaks 2/);
+  assert.throws(() => parseHello({ v: 2 }, 'r'), /names no store dir/);
+  const asked = new Set(['/s/a']);
+  assert.deepEqual(parseMissing({ missing: ['/s/a'] }, asked, 'r'), ['/s/a']);
+  assert.throws(() => parseMissing({ missing: ['/s/zzz'] }, asked, 'r'), /says it lacks '\/s\/zzz', which the hook never asked about/);
+  assert.throws(() => parseMissing({ error: 'disk on fire' }, asked, 'r'), /r: disk on fire/);
+  assert.throws(() => parseMissing({ missing: 'everything' }, asked, 'r'), /'missing' is not a list of paths/);
+});

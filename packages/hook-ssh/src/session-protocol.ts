@@ -1,0 +1,254 @@
+// The wire format of a remote build session between the hook and drover on the remote (serve or agent).
+//
+// One byte stream each way, in typed frames: TYPE (1 byte) · u32 LE length · payload.
+//   H  hello, remote → hook, first:   {v, storeDir, version}
+//   M  a JSON message
+//   D  a piece of an export stream;  E  its end
+//   L  build log bytes, remote → hook, at any time
+// A session:
+//   remote → H;  hook → M header {storeDir, drv, outputs, inputs, maxSilentTime}
+//   remote → M {missing} (or {error});  hook → D… E with the missing paths (when any)
+//   remote → M {imported} (or {error});  remote → L… while building;  remote → M {status}
+//   remote → D… E with the outputs (when status is 0), then the remote ends the session.
+// The hook never ends its side first: end of input there means "stop", and the remote
+// interrupts the build and kills its builders.
+import type { Writable } from 'node:stream';
+import { UsageError } from '@drover/store';
+
+export const SESSION_VERSION = 2;
+
+export type FrameType = 'H' | 'M' | 'D' | 'E' | 'L';
+const TYPES = new Set(['H', 'M', 'D', 'E', 'L']);
+
+export interface SessionHeader {
+  storeDir: string;
+  drv: string;
+  outputs: string[];
+  inputs: string[];
+  maxSilentTime: number;
+}
+
+/** A frame or message that breaks the session protocol (from either side). */
+export class SessionProtocolError extends UsageError {}
+
+/** Largest frame either side accepts (a header listing a large closure fits easily). */
+const MAX_FRAME = 256 * 1024 * 1024;
+
+export function encodeFrame(type: FrameType, payload: Buffer | string = Buffer.alloc(0)): Buffer[] {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32LE(body.length, 1);
+  return body.length ? [head, body] : [head];
+}
+
+/**
+ * Writes frames with back-pressure: `send` resolves when the sink can take more. Once the
+ * sink fails or closes, every send rejects with that error.
+ */
+export class FrameWriter {
+  private broken: Error | undefined;
+  private waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Payload bytes of D frames sent. */
+  dataBytes = 0;
+
+  constructor(private readonly sink: Writable) {
+    sink.on('error', (e) => this.fail(e));
+    sink.on('close', () => this.fail(new Error('the session closed')));
+    sink.on('drain', () => {
+      for (const w of this.waiting.splice(0)) w.resolve();
+    });
+  }
+
+  private fail(e: Error): void {
+    this.broken ??= e;
+    for (const w of this.waiting.splice(0)) w.reject(this.broken);
+  }
+
+  send(type: FrameType, payload?: Buffer | string): Promise<void> | void {
+    if (this.broken) throw this.broken;
+    let ok = true;
+    for (const b of encodeFrame(type, payload)) ok = this.sink.write(b);
+    if (type === 'D' && payload) this.dataBytes += payload.length;
+    if (ok) return;
+    return new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  message(msg: Record<string, unknown>): Promise<void> | void {
+    return this.send('M', JSON.stringify(msg));
+  }
+}
+
+/**
+ * Reads frames from a byte stream without copying large payloads more than once. L frames
+ * go to `onLog` wherever they come; `next` returns the others.
+ */
+export class FrameReader {
+  private queue: Buffer[] = [];
+  private queued = 0;
+  private ended = false;
+  private readonly it: AsyncIterator<Buffer | string>;
+  /** Bytes read so far. */
+  received = 0;
+  /** Called for every chunk that arrives (progress, stall detection). */
+  onData?: (n: number) => void;
+  onLog?: (b: Buffer) => void;
+
+  constructor(
+    source: AsyncIterable<Buffer | string>,
+    private readonly what: string,
+  ) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  private async more(): Promise<boolean> {
+    if (this.ended) return false;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        return false;
+      }
+      const c = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+      if (c.length === 0) continue;
+      this.received += c.length;
+      this.onData?.(c.length);
+      this.queue.push(c);
+      this.queued += c.length;
+      return true;
+    }
+  }
+
+  private take(n: number): Buffer {
+    const first = this.queue[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.queue.shift();
+      else this.queue[0] = first.subarray(n);
+      this.queued -= n;
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.queue[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) this.queue.shift();
+      else this.queue[0] = c.subarray(k);
+    }
+    this.queued -= n;
+    return out;
+  }
+
+  private async need(n: number, inside: string): Promise<boolean> {
+    while (this.queued < n) {
+      if (!(await this.more())) {
+        if (this.queued === 0 && inside === '') return false;
+        throw new SessionProtocolError(`${this.what}: the stream ends inside ${inside || 'a frame'}`);
+      }
+    }
+    return true;
+  }
+
+  /** The next frame other than L; undefined at a clean end of the stream. */
+  async next(): Promise<{ type: FrameType; payload: Buffer } | undefined> {
+    for (;;) {
+      if (!(await this.need(5, ''))) return undefined;
+      const head = this.take(5);
+      const type = head.toString('latin1', 0, 1);
+      const n = head.readUInt32LE(1);
+      if (!TYPES.has(type)) {
+        // Show a line's worth of what came instead: usually a shell start-up file's chatter.
+        while (this.queued < 75 && (await this.more()));
+        const shown = show(Buffer.concat([head, ...this.queue]).subarray(0, 80).toString('latin1'));
+        throw new SessionProtocolError(`${this.what}: '${shown}' is not a session frame (is something else printing on the remote's stdout?)`);
+      }
+      if (n > MAX_FRAME) throw new SessionProtocolError(`${this.what}: a frame of ${n} bytes is larger than ${MAX_FRAME}`);
+      await this.need(n, `a ${type} frame of ${n} bytes`);
+      const payload = n ? this.take(n) : Buffer.alloc(0);
+      if (type === 'L') {
+        this.onLog?.(payload);
+        continue;
+      }
+      return { type: type as FrameType, payload };
+    }
+  }
+
+  /** The next frame, which must be of `type` (an M frame with {error} becomes that error). */
+  async expect(type: 'H' | 'M', stage: string): Promise<Record<string, unknown>> {
+    const f = await this.next();
+    if (!f) throw new SessionProtocolError(`${this.what}: the session ended ${stage}`);
+    if (f.type !== type) throw new SessionProtocolError(`${this.what}: expected a ${type} frame ${stage}, got ${f.type}`);
+    let v: unknown;
+    try {
+      v = JSON.parse(f.payload.toString('utf8'));
+    } catch {
+      throw new SessionProtocolError(`${this.what}: '${show(f.payload.toString('utf8'))}' ${stage} is not JSON`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SessionProtocolError(`${this.what}: the message ${stage} is not a JSON object`);
+    return v as Record<string, unknown>;
+  }
+
+  /** The payloads of D frames up to the E frame: an export stream. */
+  async *data(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const f = await this.next();
+      if (!f) throw new SessionProtocolError(`${this.what}: the session ended inside an export stream`);
+      if (f.type === 'E') return;
+      if (f.type !== 'D') throw new SessionProtocolError(`${this.what}: expected a D or E frame inside an export stream, got ${f.type}`);
+      if (f.payload.length) yield f.payload;
+    }
+  }
+
+  /** Resolves when the stream ends, whatever comes before it. */
+  async untilEnd(): Promise<void> {
+    do {
+      this.queue = [];
+      this.queued = 0;
+    } while (await this.more());
+  }
+}
+
+export function show(s: string): string {
+  const clean = s.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 160 ? clean.slice(0, 157) + '...' : clean;
+}
+
+function isPathIn(p: unknown, storeDir: string): p is string {
+  return typeof p === 'string' && p.startsWith(storeDir + '/') && !p.slice(storeDir.length + 1).includes('/') && !/\s/.test(p);
+}
+
+/** Checks a header from the hook; paths must lie in the store dir it names. */
+export function parseHeader(v: Record<string, unknown>): SessionHeader {
+  const bad = (msg: string) => new SessionProtocolError(`session header: ${msg}`);
+  const storeDir = v.storeDir;
+  if (typeof storeDir !== 'string' || !storeDir.startsWith('/')) throw bad('storeDir is not an absolute path');
+  const paths = (k: string): string[] => {
+    const a = v[k];
+    if (!Array.isArray(a) || !a.every((p) => isPathIn(p, storeDir))) throw bad(`${k} is not a list of store paths in ${storeDir}`);
+    return a as string[];
+  };
+  if (!isPathIn(v.drv, storeDir) || !v.drv.endsWith('.drv')) throw bad('drv is not a .drv store path');
+  const mst = v.maxSilentTime;
+  if (typeof mst !== 'number' || !Number.isInteger(mst) || mst < 0) throw bad('maxSilentTime is not a whole number of seconds');
+  return { storeDir, drv: v.drv, outputs: paths('outputs'), inputs: paths('inputs'), maxSilentTime: mst };
+}
+
+/** Checks the remote's hello. */
+export function parseHello(v: Record<string, unknown>, what: string): { storeDir: string; version: string } {
+  if (v.v !== SESSION_VERSION) throw new SessionProtocolError(`${what}: speaks session protocol ${JSON.stringify(v.v)}, this hook speaks ${SESSION_VERSION}`);
+  if (typeof v.storeDir !== 'string') throw new SessionProtocolError(`${what}: the hello names no store dir`);
+  return { storeDir: v.storeDir, version: typeof v.version === 'string' ? v.version : '' };
+}
+
+/** Checks the remote's list of missing inputs: only paths the hook asked about. */
+export function parseMissing(v: Record<string, unknown>, inputs: ReadonlySet<string>, what: string): string[] {
+  if (typeof v.error === 'string') throw new SessionProtocolError(`${what}: ${v.error}`);
+  const missing = v.missing;
+  if (!Array.isArray(missing) || !missing.every((p) => typeof p === 'string')) throw new SessionProtocolError(`${what}: 'missing' is not a list of paths`);
+  for (const p of missing as string[]) {
+    if (!inputs.has(p)) throw new SessionProtocolError(`${what}: says it lacks '${show(p)}', which the hook never asked about`);
+  }
+  return missing as string[];
+}

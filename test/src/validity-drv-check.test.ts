@@ -2,20 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { STORE_BIN, listTree, run, tempStore } from '@drover/store/testing';
+import { STORE_BIN, listTree, narString, run, tempStore, u64le } from '@drover/store/testing';
 
-function str(s: string | Buffer): Buffer {
-  const b = typeof s === 'string' ? Buffer.from(s) : s;
-  const out = Buffer.alloc(8 + Math.ceil(b.length / 8) * 8);
-  out.writeBigUInt64LE(BigInt(b.length));
-  b.copy(out, 8);
-  return out;
-}
-const u64 = (n: number) => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-};
+const str = narString;
+const u64 = u64le;
 
 function bogusDrv(storeDir: string): { drvPath: string; text: string } {
   const out = `${storeDir}/${'a'.repeat(32)}-bogus`;

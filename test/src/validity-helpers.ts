@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ENTRY_START, STREAM_END, encodeTrailer, hashBytes, toBase32 } from '@drover/store';
-import { STORE_BIN, run, type RunResult } from '@drover/store/testing';
+import { STORE_BIN, run, type RunResult, narString } from '@drover/store/testing';
 
 export interface FakePath {
   path: string;
@@ -32,13 +32,6 @@ export function makeChain(storeDir: string, seed: string, n: number, size = 0): 
   return out;
 }
 
-function narString(s: Buffer | string): Buffer {
-  const b = typeof s === 'string' ? Buffer.from(s) : s;
-  const out = Buffer.alloc(8 + b.length + ((8 - (b.length % 8)) % 8));
-  out.writeBigUInt64LE(BigInt(b.length));
-  b.copy(out, 8);
-  return out;
-}
 
 /** The NAR of a regular, non-executable file. */
 export function narOfFile(contents: Buffer): Buffer {

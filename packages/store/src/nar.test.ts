@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, STORE_BIN, listTree, makeTrickyTree, run, tempStore } from './testing.js';
+import { FIXTURES, STORE_BIN, listTree, makeTrickyTree, narString, run, tempStore, u64le } from './testing.js';
 
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'nar/expected.json'), 'utf8'));
 const trickyNar = fs.readFileSync(path.join(FIXTURES, 'nar/tricky.nar'));
@@ -75,22 +75,12 @@ test('convert-hash converts between all encodings', () => {
 
 // --- hostile archives -------------------------------------------------------------------
 
-function str(s: string | Buffer): Buffer {
-  const b = typeof s === 'string' ? Buffer.from(s) : s;
-  const out = Buffer.alloc(8 + Math.ceil(b.length / 8) * 8);
-  out.writeBigUInt64LE(BigInt(b.length));
-  b.copy(out, 8);
-  return out;
-}
+const str = narString;
 const nar = (...parts: (string | Buffer)[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? str(p) : p)));
 const file = (contents: string) => ['(', 'type', 'regular', 'contents', contents, ')'];
 const entry = (name: string | Buffer, node: (string | Buffer)[]) => ['entry', '(', 'name', typeof name === 'string' ? name : str(name), 'node', ...node, ')'];
 const dir = (...entries: (string | Buffer)[][]) => ['(', 'type', 'directory', ...entries.flat(), ')'];
-const u64 = (n: bigint) => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(n);
-  return b;
-};
+const u64 = u64le;
 
 const good = nar('nix-archive-1', ...dir(entry('a', file('x')), entry('b', file('y'))));
 const hostile: [string, Buffer, RegExp][] = [

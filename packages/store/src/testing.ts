@@ -54,3 +54,19 @@ export function listTree(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
   return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
 }
+
+/** A NAR/export wire string: u64 LE length, the bytes, zero padding to 8 (for hand-made streams). */
+export function narString(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s) : s;
+  const out = Buffer.alloc(8 + Math.ceil(b.length / 8) * 8);
+  out.writeBigUInt64LE(BigInt(b.length));
+  b.copy(out, 8);
+  return out;
+}
+
+/** A wire u64, little-endian. */
+export function u64le(n: number | bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}

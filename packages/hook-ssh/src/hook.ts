@@ -9,6 +9,7 @@ import { forMachine, hookSettings, type HookSettings } from './settings.js';
 import { buildAndFetch, probe, RemoteError, upload, type BuildOutcome, type RemoteContext } from './remote-ops.js';
 import { engineFor } from './remote-engine.js';
 import { controlPath } from './ssh.js';
+import { buildRemoteLine } from '@drover/worker/trace-lines';
 import { openSession, runRemoteBuild } from './session-client.js';
 
 export interface HookOptions {
@@ -188,7 +189,7 @@ export class Hook {
     const outputs = parsePathsLine(outputsLine, this.o.storeDir, `outputs line of '${req.drvPath}': path`);
     if (!inputs.includes(req.drvPath)) inputs.push(req.drvPath);
     if (outputs.length === 0) throw new DroverError(`the outputs line of '${req.drvPath}' names no paths`, 1);
-    if (this.o.printBuildTrace) this.o.stderr(`@ build-remote ${req.drvPath} ${m.uri}\n`);
+    if (this.o.printBuildTrace) this.o.stderr(buildRemoteLine(req.drvPath, m.uri));
     const ctx = this.ctx(settings);
     const store = new Store({ storeDir: this.o.storeDir, stateDir: this.o.stateDir });
     try {

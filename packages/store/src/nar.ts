@@ -236,23 +236,6 @@ export function writeAllSync(fd: number, buf: Buffer): void {
   }
 }
 
-/** Writes the NAR of `root` to a stream, honouring back-pressure. */
-export async function dumpToStream(root: PathLike, out: NodeJS.WritableStream): Promise<number> {
-  let size = 0;
-  for await (const c of narStreamAuto(root)) {
-    size += c.length;
-    if (!out.write(c)) await new Promise<void>((resolve, reject) => {
-      const onErr = (e: Error) => reject(e);
-      out.once('error', onErr);
-      out.once('drain', () => {
-        out.off('error', onErr);
-        resolve();
-      });
-    });
-  }
-  return size;
-}
-
 /** What the NAR parser tells its consumer; names are raw bytes, validated before the call. */
 export interface NarVisitor {
   directory(path: Buffer[]): void | Promise<void>;

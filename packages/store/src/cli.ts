@@ -1,40 +1,33 @@
 // drover-store's command line: parses argv, calls the library, maps errors to exit codes.
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { runMain, UsageError } from './errors.js';
 import { protectDash, restoreDash } from './stdin-dash.js';
-import { exitState, type Command } from './commands/common.js';
-import { dump, restore } from './commands/nar.js';
-import { hash, convertHash } from './commands/hash.js';
-import { add, addFixed } from './commands/add.js';
-import { registerValidityCommand } from './commands/register-validity.js';
-import { query } from './commands/query.js';
-import { exportCommand, importCommand } from './commands/export.js';
-import { dumpDb, loadDb, verify } from './commands/db-tools.js';
-import { failed } from './commands/failed.js';
-import { derivation } from './commands/derivation.js';
+import { parseFast } from './fast-argv.js';
+import { exitState } from './commands/common.js';
+import { COMMANDS } from './commands/all.js';
 
 const TOOL = 'drover-store';
 
-// One line per command module; each owns its options and help text.
-const COMMANDS: Command[] = [
-  dump,
-  restore,
-  hash,
-  convertHash,
-  add,
-  addFixed,
-  registerValidityCommand, query, exportCommand, importCommand, dumpDb, loadDb, verify, failed,
-  derivation,
-];
+const GLOBALS = {
+  'store-dir': { type: 'string', describe: 'store dir, part of every store path hash [env DROVER_STORE_DIR]' },
+  'state-dir': { type: 'string', describe: 'state dir holding db/ [env DROVER_STATE_DIR]' },
+} as const;
 
 async function main(): Promise<number> {
-  let cli = yargs(protectDash(hideBin(process.argv)))
+  const args = protectDash(process.argv.slice(2));
+  const fast = parseFast(args, COMMANDS, GLOBALS);
+  if (fast) {
+    restoreDash(fast.argv);
+    await fast.command.handler(fast.argv as never);
+    return exitState.code;
+  }
+  // Loaded only here: see fast-argv.ts for why.
+  const { default: yargs } = await import('yargs');
+  let cli = yargs(args)
     .middleware(restoreDash, true)
     .scriptName(TOOL)
     .usage('$0 <command> [options]\n\nThe drover store: NAR archives, Nix hashes and store paths, .drv files, and the validity DB.')
-    .option('store-dir', { type: 'string', describe: 'store dir, part of every store path hash [env DROVER_STORE_DIR]', global: true })
-    .option('state-dir', { type: 'string', describe: 'state dir holding db/ [env DROVER_STATE_DIR]', global: true });
+    .option('store-dir', { ...GLOBALS['store-dir'], global: true })
+    .option('state-dir', { ...GLOBALS['state-dir'], global: true });
   for (const c of COMMANDS) cli = cli.command(c);
   await cli
     .demandCommand(1, 'name a command; see --help')

@@ -53,6 +53,54 @@ function readAt(fd: number, len: number, pos: number): Promise<Buffer> {
   });
 }
 
+/** Reads `[pos, pos+len)` into the start of `buf` in the thread pool. */
+function readInto(fd: number, buf: Buffer, len: number, pos: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, len, pos, (err, n) => (err ? reject(err) : resolve(buf.subarray(0, n)))));
+}
+
+/**
+ * The NAR of a single file for a consumer that is done with each chunk when it asks for the
+ * next (hashing, blocking writes): reads run ahead in the thread pool into a few recycled
+ * buffers, so there is no thread to start and no fresh memory to fault in.
+ */
+async function* narStreamRecycled(root: PathLike, chunk = 4 << 20, depth = 3): AsyncGenerator<Buffer> {
+  for (const op of narOps(root)) {
+    if (Buffer.isBuffer(op)) {
+      yield op;
+      continue;
+    }
+    if (op.size === 0) continue;
+    const fd = await openAsync(op.file);
+    const inflight: Promise<Buffer>[] = [];
+    try {
+      const pool = Array.from({ length: Math.min(depth, Math.ceil(op.size / chunk)) }, () => Buffer.allocUnsafeSlow(Math.min(chunk, op.size)));
+      let pos = 0;
+      let next = 0;
+      // The buffer a new read goes into is the one the consumer just finished with.
+      const issue = () => {
+        while (inflight.length < pool.length && pos < op.size) {
+          const len = Math.min(chunk, op.size - pos);
+          const read = readInto(fd, pool[next++ % pool.length]!, len, pos).then((b) => {
+            if (b.length !== len) throw shrank(op.file);
+            return b;
+          });
+          read.catch(() => undefined);
+          inflight.push(read);
+          pos += len;
+        }
+      };
+      issue();
+      while (inflight.length > 0) {
+        yield await inflight.shift()!;
+        issue();
+      }
+    } finally {
+      await Promise.allSettled(inflight);
+      await closeAsync(fd);
+    }
+  }
+}
+
 function openAsync(p: PathLike): Promise<number> {
   return new Promise((resolve, reject) => fs.open(p, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
 }
@@ -193,6 +241,8 @@ export function narStreamAuto(root: PathLike, opts: { recycle?: boolean } = {}):
     /* narOps reports the error with its context */
   }
   if (!st || (!st.isDirectory() && st.size < THREAD_THRESHOLD)) return narStream(root);
+  // One big file: the thread pool reads ahead as well as a worker would, without its start-up.
+  if (!st.isDirectory() && opts.recycle) return narStreamRecycled(root);
   return narStreamThreaded(root, opts);
 }
 const THREAD_THRESHOLD = 8 << 20;

@@ -168,3 +168,18 @@ test('a NAR nested deeper than the file system allows: exit 2, nothing left, eve
   assert.match(stderr, /^drover-store: error: standard input: an entry's path is longer than the file system allows/);
   assert.equal(fs.existsSync(target), false);
 });
+
+test('a big single file takes the recycled-buffer path and hashes and dumps as the plain walk does', async (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const big = path.join(s.dir, 'big');
+  const { randomFillSync } = await import('node:crypto');
+  // 21 MiB + 3 bytes: several 4 MiB reads, a short last one, and padding.
+  fs.writeFileSync(big, randomFillSync(Buffer.alloc(21 * 1024 * 1024 + 3)));
+  fs.chmodSync(big, 0o755);
+  const { hashPath, hashPathAsync, narChunks } = await import('./nar.js');
+  assert.equal((await hashPathAsync(big)).hash.hex, hashPath(big).hash.hex);
+  const r = run(STORE_BIN, ['dump', big]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdoutBytes.equals(Buffer.concat([...narChunks(big)])));
+});

@@ -40,7 +40,7 @@ export async function exportPaths(
     if (!info) throw new StoreDbError(`path '${p}' stopped being valid during the export`);
     await write(ENTRY_START);
     const h = createHash('sha256');
-    // Synchronous reads: measured faster here than narStream's read-ahead, whose first read of
+    // Synchronous reads: measured faster here than a thread-pool read-ahead, whose first read of
     // each path waits on the thread pool (a thousand small paths, a thousand waits).
     for (const chunk of narChunks(p)) {
       h.update(chunk);

@@ -21,7 +21,7 @@ type PathLike = string | Buffer;
 
 /**
  * The NAR of `root` as chunks, synchronously. Chunks are fresh buffers of at most 1 MiB,
- * so consumers may keep any of them. For code that cannot await; `narStream` is faster.
+ * so consumers may keep any of them. For code that cannot await, and for small paths.
  */
 export function* narChunks(root: PathLike): Generator<Buffer> {
   for (const op of narOps(root)) {
@@ -45,13 +45,6 @@ export function* narChunks(root: PathLike): Generator<Buffer> {
   }
 }
 
-/** Reads `[pos, pos+len)` of an open file in the thread pool. */
-function readAt(fd: number, len: number, pos: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const buf = Buffer.allocUnsafe(len);
-    fs.read(fd, buf, 0, len, pos, (err, n) => (err ? reject(err) : resolve(n === len ? buf : buf.subarray(0, n))));
-  });
-}
 
 /** Reads `[pos, pos+len)` into the start of `buf` in the thread pool. */
 function readInto(fd: number, buf: Buffer, len: number, pos: number): Promise<Buffer> {
@@ -109,91 +102,6 @@ function closeAsync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
 }
 
-/**
- * The NAR of `root` as chunks, with file contents read ahead in the thread pool (up to
- * `aheadBytes` and `aheadFiles`) while the consumer hashes or writes earlier chunks: reading
- * and hashing then run on both cores instead of taking turns.
- */
-export async function* narStream(root: PathLike, aheadBytes = 32 << 20, aheadFiles = 32): AsyncGenerator<Buffer> {
-  const queue: (Buffer | Promise<Buffer>)[] = [];
-  let queuedBytes = 0;
-  let openFiles = 0;
-  const ops = narOps(root);
-  let opsDone = false;
-  // The file whose chunks are being scheduled; its fd closes once all its reads settle.
-  let cur: { fd: Promise<number>; file: PathLike; size: number; pos: number; reads: Promise<Buffer>[] } | undefined;
-  const closing: Promise<void>[] = [];
-
-  const finishFile = (f: NonNullable<typeof cur>) => {
-    closing.push(
-      Promise.allSettled([f.fd, ...f.reads]).then(async ([fd]) => {
-        if (fd!.status === 'fulfilled') await closeAsync(fd.value as number);
-        openFiles--;
-      }),
-    );
-  };
-  const schedule = () => {
-    while (queuedBytes < aheadBytes) {
-      if (cur) {
-        const len = Math.min(READ_CHUNK, cur.size - cur.pos);
-        const { pos, file } = cur;
-        const read = cur.fd.then(async (d) => {
-          const b = await readAt(d, len, pos);
-          if (b.length !== len) throw shrank(file);
-          return b;
-        });
-        read.catch(() => undefined);
-        cur.reads.push(read);
-        queue.push(read);
-        queuedBytes += len;
-        cur.pos += len;
-        if (cur.pos >= cur.size) {
-          finishFile(cur);
-          cur = undefined;
-        }
-        continue;
-      }
-      if (opsDone || openFiles >= aheadFiles) return;
-      const r = ops.next();
-      if (r.done) {
-        opsDone = true;
-        return;
-      }
-      const op = r.value;
-      if (Buffer.isBuffer(op)) queue.push(op);
-      else if (op.size > 0) {
-        const fd = openAsync(op.file);
-        fd.catch(() => undefined);
-        openFiles++;
-        cur = { fd, file: op.file, size: op.size, pos: 0, reads: [] };
-      }
-    }
-  };
-
-  try {
-    schedule();
-    while (queue.length > 0) {
-      const head = queue.shift()!;
-      let buf: Buffer;
-      if (Buffer.isBuffer(head)) buf = head;
-      else {
-        buf = await head;
-        queuedBytes -= buf.length;
-      }
-      schedule();
-      yield buf;
-      if (queue.length === 0) {
-        // The walk may be waiting for open files to close before it goes on.
-        await Promise.all(closing.splice(0));
-        schedule();
-      }
-    }
-  } finally {
-    if (cur) finishFile(cur);
-    await Promise.allSettled(queue);
-    await Promise.allSettled(closing);
-  }
-}
 
 /** NAR hash and size of a tree (what the validity DB records). */
 export function hashPath(root: PathLike, algo: HashAlgo = 'sha256'): { hash: Hash; size: number } {
@@ -240,12 +148,16 @@ export function narStreamAuto(root: PathLike, opts: { recycle?: boolean } = {}):
   } catch {
     /* narOps reports the error with its context */
   }
-  if (!st || (!st.isDirectory() && st.size < THREAD_THRESHOLD)) return narStream(root);
+  if (!st || (!st.isDirectory() && st.size < THREAD_THRESHOLD)) return toAsync(narChunks(root));
   // One big file: the thread pool reads ahead as well as a worker would, without its start-up.
   if (!st.isDirectory() && opts.recycle) return narStreamRecycled(root);
   return narStreamThreaded(root, opts);
 }
 const THREAD_THRESHOLD = 8 << 20;
+
+async function* toAsync<T>(it: Iterable<T>): AsyncGenerator<T> {
+  yield* it;
+}
 
 /** NAR hash and size of a tree, hashing on one core while another reads (the CLI's path). */
 export async function hashPathAsync(root: PathLike, algo: HashAlgo = 'sha256'): Promise<{ hash: Hash; size: number }> {

@@ -160,7 +160,13 @@ export class FrameReader {
       const n = head.readUInt32LE(1);
       if (!TYPES.has(type)) {
         // Show a line's worth of what came instead: usually a shell start-up file's chatter.
-        while (this.queued < 75 && (await this.more()));
+        // Wait only briefly for the rest of it: a remote that prints a banner and then waits
+        // for input would otherwise hold the hook until the stall timeout.
+        const deadline = Date.now() + 250;
+        while (this.queued < 75 && Date.now() < deadline) {
+          const timer = new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref());
+          if (!(await Promise.race([this.more(), timer]))) break;
+        }
         const shown = show(Buffer.concat([head, ...this.queue]).subarray(0, 80).toString('latin1'));
         throw new SessionProtocolError(`${this.what}: '${shown}' is not a session frame (is something else printing on the remote's stdout?)`);
       }

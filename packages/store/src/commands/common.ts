@@ -50,13 +50,21 @@ export function out(lines: Iterable<string>): void {
   if (s) process.stdout.write(s);
 }
 
+/** All of stdin, as bytes (a multi-byte character may straddle two chunks). */
+export async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return Buffer.concat(chunks);
+}
+
+export async function readStdinText(): Promise<string> {
+  return (await readStdin()).toString('utf8');
+}
+
 /** Paths from argv; a lone `-` reads them from stdin, one per line (blank lines ignored). */
 export async function pathsFrom(args: readonly string[]): Promise<string[]> {
   if (args.length === 1 && args[0] === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
-    const text = Buffer.concat(chunks).toString('utf8');
-    return text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+    return (await readStdinText()).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
   }
   if (args.includes('-')) throw new UsageError("'-' (read paths from stdin) must be the only path argument");
   return [...args];

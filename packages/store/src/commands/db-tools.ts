@@ -3,8 +3,7 @@ import { formatRegistration, parseRegistrations } from '../registration.js';
 import { registerValidity } from '../register-validity.js';
 import { verifyStore } from '../verify.js';
 import { InvalidPathError, resolveStorePath } from '../query.js';
-import { defineCommand, exitState, out, pathsFrom, withStore } from './common.js';
-import { readStdinText } from './stdin.js';
+import { defineCommand, exitState, out, pathsFrom, withStore, readStdinText } from './common.js';
 
 export const dumpDb = defineCommand<{ paths?: string[] }>({
   command: 'dump-db [paths..]',

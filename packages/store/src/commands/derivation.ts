@@ -4,19 +4,11 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { parseDerivationInput, showDerivations } from '../derivation-json.js';
 import { addDerivations } from '../derivation-hash.js';
-import { defineCommand, out, pathsFrom, withStore } from './common.js';
-
-/**
- * yargs drops a lone `-` from positionals (it reads it as an option); keeping unknown options
- * as arguments keeps it. A mistyped option then fails as a path that does not exist (exit 2).
- */
-const KEEP_DASH = { 'unknown-options-as-args': true };
+import { defineCommand, out, pathsFrom, readStdin, withStore } from './common.js';
 
 async function readInput(file: string | undefined): Promise<{ bytes: Buffer; what: string }> {
   if (file === undefined || file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return { bytes: Buffer.concat(chunks), what: 'stdin' };
+    return { bytes: await readStdin(), what: 'stdin' };
   }
   try {
     return { bytes: fs.readFileSync(file), what: `'${file}'` };
@@ -32,7 +24,6 @@ const derivationAdd = defineCommand<{ file?: string[]; 'dry-run'?: boolean; name
     'compute missing output paths, reject wrong ones, write the .drv files; print their paths',
   builder: (y) =>
     y
-      .parserConfiguration(KEEP_DASH)
       .positional('file', { type: 'string', array: true, describe: 'JSON or ATerm input; - or nothing reads stdin' })
       .option('dry-run', { type: 'boolean', describe: 'check and print the .drv paths without writing' })
       .option('name', { type: 'string', describe: 'name of a single derivation not keyed by its .drv path (default: env.name)' }),
@@ -51,7 +42,6 @@ const derivationShow = defineCommand<{ drvs: string[]; recursive?: boolean }>({
   describe: 'print .drv files as JSON, exactly as `nix show-derivation` (Nix 2.8) does; - reads the paths from stdin',
   builder: (y) =>
     y
-      .parserConfiguration(KEEP_DASH)
       .positional('drvs', { type: 'string', array: true, demandOption: true })
       .option('recursive', { alias: 'r', type: 'boolean', describe: 'also every .drv in their closure' }),
   handler: (argv) =>

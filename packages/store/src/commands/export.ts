@@ -4,8 +4,7 @@ import { UsageError } from '../errors.js';
 import { exportPaths } from '../export.js';
 import { importPaths } from '../import.js';
 import { resolveStorePath } from '../query.js';
-import { defineCommand, out, withStore } from './common.js';
-import { argPaths } from './stdin.js';
+import { defineCommand, out, withStore, pathsFrom } from './common.js';
 import { megabytes, progressLine } from './progress.js';
 
 /** Writes to stdout, waiting when the pipe is full. */
@@ -27,7 +26,7 @@ export const exportCommand = defineCommand<{ paths: string[] }>({
   builder: (y) => y.positional('paths', { type: 'string', array: true, demandOption: true, describe: 'paths (- reads them from stdin)' }),
   handler: async (argv) => {
     if (process.stdout.isTTY) throw new UsageError('refusing to write an export stream to a terminal; redirect stdout');
-    const args = await argPaths(argv.paths);
+    const args = await pathsFrom(argv.paths);
     const progress = progressLine();
     await withStore(argv, (store) =>
       exportPaths(

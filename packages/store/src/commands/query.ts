@@ -12,8 +12,7 @@ import {
   resolveStorePath,
 } from '../query.js';
 import { refsOf } from '../topo-sort.js';
-import { defineCommand, exitState, out, withStore } from './common.js';
-import { argPaths } from './stdin.js';
+import { defineCommand, exitState, out, withStore, pathsFrom } from './common.js';
 
 const QUERIES = ['references', 'referrers', 'requisites', 'referrers-closure', 'deriver', 'hash', 'size', 'valid', 'print-invalid', 'outputs', 'graph'] as const;
 type Query = (typeof QUERIES)[number];
@@ -43,7 +42,7 @@ export const query = defineCommand<Args>({
     if (chosen.length > 1) throw new UsageError(`choose one query, not --${chosen.join(' and --')}`);
     const q = chosen[0];
     if (!q && !argv.json) throw new UsageError(`choose a query: --${QUERIES.join(', --')} (or --json for path info)`);
-    const args = await argPaths(argv.paths);
+    const args = await pathsFrom(argv.paths);
     await withStore(argv, (store) => {
       const db = store.db;
       const paths = args.map((a) => resolveStorePath(store.storeDir, a));

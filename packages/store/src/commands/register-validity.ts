@@ -1,8 +1,7 @@
 // drover-store register-validity: register paths already on disk (nix-store --register-validity).
 import { parseRegistrations } from '../registration.js';
 import { registerValidity } from '../register-validity.js';
-import { defineCommand, withStore } from './common.js';
-import { readStdinText } from './stdin.js';
+import { defineCommand, withStore, readStdinText } from './common.js';
 
 export const registerValidityCommand = defineCommand<{ 'hash-given'?: boolean; reregister?: boolean }>({
   command: 'register-validity',

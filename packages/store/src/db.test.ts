@@ -81,6 +81,27 @@ test('re-registering updates hash and size and keeps one row', (t) => {
   assert.equal(db.queryPathInfo(a.path)!.narSize, 999);
 });
 
+test('a batch mixing new and valid paths, over several insert chunks, gets every reference right', (t) => {
+  const { db, make } = setup(t);
+  const old = Array.from({ length: 150 }, (_, i) => make(`old${i}`));
+  db.registerValidPaths(old);
+  // 300 new paths (two whole chunks of 128 and a tail), each referring to a valid path and
+  // to the new path before it; the valid ones are re-registered in the same batch, so ids
+  // are no longer one run and every id must be looked up.
+  const fresh: ValidPathInfo[] = [];
+  for (let i = 0; i < 300; i++) fresh.push(make(`new${i}`, [old[i % old.length]!.path, ...(i > 0 ? [fresh[i - 1]!.path] : [])]));
+  db.registerValidPaths([...fresh, ...old.slice(0, 10).map((o) => ({ ...o, narSize: 7 }))]);
+  assert.equal(db.countValidPaths(), 450);
+  for (let i = 0; i < 300; i++) {
+    const refs = [old[i % old.length]!.path, ...(i > 0 ? [fresh[i - 1]!.path] : [])].sort();
+    assert.deepEqual(db.queryPathInfo(fresh[i]!.path)!.references, refs, `references of new${i}`);
+  }
+  assert.equal(db.queryPathInfo(old[3]!.path)!.narSize, 7);
+  // Checks are off only while registering: the connection enforces foreign keys again.
+  assert.equal(db.db.pragma('foreign_keys', { simple: true }), 1);
+  assert.throws(() => db.db.prepare('insert into Refs (referrer, reference) values (999999, 999998)').run(), /FOREIGN KEY/);
+});
+
 test('a 20k-path chain: one transaction, and requisites walk it in one query', (t) => {
   const { db, make } = setup(t);
   const infos: ValidPathInfo[] = [];

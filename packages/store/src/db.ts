@@ -14,6 +14,15 @@ export const SCHEMA_VERSION = 10;
 const PROBE_LIMIT = 2048;
 /** Stores up to this many rows walk big closures in memory; bigger ones in SQL. */
 const IN_MEMORY_MAX = 1_000_000;
+/**
+ * Rows per multi-row insert: one call into SQLite per chunk instead of per row (the per-call
+ * cost was most of a 100k registration), well under SQLite's 32,766 parameters.
+ */
+const ROWS_PER_INSERT = 128;
+const UPSERT_HEAD = 'insert into ValidPaths (path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca) values';
+const UPSERT_ROW = '(?, ?, ?, ?, ?, null, null, ?)';
+const UPSERT_TAIL = 'on conflict (path) do update set narSize = excluded.narSize, hash = excluded.hash, ultimate = null, sigs = null, ca = excluded.ca';
+const REFS_HEAD = 'insert or ignore into Refs (referrer, reference) values';
 const SCHEMA_SQL = fs.readFileSync(new URL('../sql/schema.sql', import.meta.url), 'utf8');
 // drover's own tables (FailedPaths): Nix never reads them, and they survive Nix opening the DB.
 const DROVER_SCHEMA_SQL = fs.readFileSync(new URL('../sql/drover-schema.sql', import.meta.url), 'utf8');
@@ -49,6 +58,8 @@ export interface RegisterOptions {
   existenceChecked?: boolean;
   /** The caller has already refused cycles in this batch (register-validity does). */
   acyclicChecked?: boolean;
+  /** The caller has already checked that every path, deriver and reference is a store path of this store. */
+  pathsChecked?: boolean;
   /**
    * Reads a .drv's outputs when a registration does not give them, so DerivationOutputs is
    * filled as Nix fills it. Undefined: .drv paths without `derivationOutputs` get no rows.
@@ -103,14 +114,11 @@ export class StoreDb {
     // Closure walks collect ids here (per connection, never written to disk).
     this.db.exec('create temp table if not exists Walk (id integer primary key)');
     this.stmts = {
-      // One statement for Nix's addValidPath or updatePathInfo (which keeps time and deriver).
-      upsert: this.db
-        .prepare(
-          `insert into ValidPaths (path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca) values (?, ?, ?, ?, ?, null, null, ?)
-             on conflict (path) do update set narSize = excluded.narSize, hash = excluded.hash, ultimate = null, sigs = null, ca = excluded.ca
-           returning id`,
-        )
-        .pluck(),
+      // Nix's addValidPath or updatePathInfo (which keeps time and deriver), one row at a
+      // time for the tail of a batch; whole chunks go through upsertRows.
+      upsert: this.db.prepare(`${UPSERT_HEAD} ${UPSERT_ROW} ${UPSERT_TAIL}`),
+      addedSince: this.db.prepare('select count(*), max(id) from ValidPaths where id > ?').raw(),
+      sequence: this.db.prepare("select seq from sqlite_sequence where name = 'ValidPaths'").pluck(),
       idOf: this.db.prepare('select id from ValidPaths where path = ?').pluck(),
       validAmong: this.db.prepare('select path from ValidPaths where path in (select value from json_each(?))').pluck(),
       info: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ca from ValidPaths where path = ?'),
@@ -118,7 +126,7 @@ export class StoreDb {
       referrers: this.db
         .prepare('select v.path from Refs r join ValidPaths v on r.referrer = v.id where r.reference = (select id from ValidPaths where path = ?) order by v.path')
         .pluck(),
-      addRef: this.db.prepare('insert or ignore into Refs (referrer, reference) values (?, ?)'),
+      addRef: this.db.prepare(`${REFS_HEAD} (?, ?)`),
       addOutput: this.db.prepare('insert or replace into DerivationOutputs (drv, id, path) values (?, ?, ?)'),
       outputs: this.db.prepare('select d.id, d.path from DerivationOutputs d join ValidPaths v on d.drv = v.id where v.path = ? order by d.id'),
       derivers: this.db.prepare('select v.path from DerivationOutputs d join ValidPaths v on d.drv = v.id where d.path = ? order by v.path').pluck(),
@@ -392,9 +400,12 @@ export class StoreDb {
   registerValidPaths(infos: readonly ValidPathInfo[], opts: RegisterOptions & { beforeCommit: () => Promise<void> }): Promise<void>;
   registerValidPaths(infos: readonly ValidPathInfo[], opts: RegisterOptions & { beforeCommit?: () => Promise<void> } = {}): void | Promise<void> {
     const batch = new Map<string, ValidPathInfo>();
+    const checkPaths = !opts.pathsChecked;
     for (const info of infos) {
-      this.checkPath(info.path, 'path');
-      if (info.deriver) this.checkPath(info.deriver, `deriver of '${info.path}'`);
+      if (checkPaths) {
+        this.checkPath(info.path, 'path');
+        if (info.deriver) this.checkPath(info.deriver, `deriver of '${info.path}'`);
+      }
       if (info.narHash.algo !== 'sha256') throw new RegistrationError(`cannot register '${info.path}': its NAR hash must be sha256, not ${info.narHash.algo}`);
       if (!Number.isSafeInteger(info.narSize) || info.narSize < 0) throw new RegistrationError(`cannot register '${info.path}': bad NAR size ${info.narSize}`);
       batch.set(info.path, info);
@@ -407,7 +418,7 @@ export class StoreDb {
           throw new RegistrationError(`cannot register '${info.path}': it does not exist on disk`);
         }
       }
-      for (const ref of info.references) this.checkPath(ref, `reference of '${info.path}'`);
+      if (checkPaths) for (const ref of info.references) this.checkPath(ref, `reference of '${info.path}'`);
     }
     // Nix rejects cycles inside a batch (they would make the store unexportable).
     if (!opts.acyclicChecked) checkAcyclic(batch.keys(), (p) => batch.get(p)?.references);
@@ -417,43 +428,119 @@ export class StoreDb {
       else if (info.path.endsWith('.drv') && opts.derivationOutputsOf) outputs.set(info.path, opts.derivationOutputsOf(info.path));
     }
     const now = Math.floor(Date.now() / 1000);
-    // Inserting in path order keeps the path index's B-tree appends local (~20% faster at 100k).
-    const ordered = [...batch.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const body = () => {
-      const ids = new Map<string, number>();
-      for (const info of ordered) {
-        const id = this.stmts.upsert.get(info.path, `sha256:${info.narHash.hex}`, info.registrationTime ?? now, info.deriver ?? null, info.narSize, info.ca ?? null) as number;
-        ids.set(info.path, id);
-      }
-      for (const info of ordered) {
-        const id = ids.get(info.path)!;
-        for (const ref of info.references) {
-          const refId = ids.get(ref) ?? (this.stmts.idOf.get(ref) as number | undefined);
-          if (refId === undefined) throw new RegistrationError(`cannot register '${info.path}': its reference '${ref}' is not valid and not in the batch`);
-          this.stmts.addRef.run(id, refId);
-        }
-      }
-      for (const [drv, outs] of outputs) {
-        const id = ids.get(drv)!;
-        for (const name of Object.keys(outs)) this.stmts.addOutput.run(id, name, outs[name]);
-      }
-    };
+    const body = () => this.writeRows(inPathOrder(batch), outputs, now);
     if (!opts.beforeCommit) {
-      this.db.transaction(body).immediate();
+      this.withoutForeignKeyChecks(() => this.db.transaction(body).immediate());
       return;
     }
     const beforeCommit = opts.beforeCommit;
     return (async () => {
-      this.db.exec('begin immediate');
+      this.db.pragma('foreign_keys = 0');
       try {
-        body();
-        await beforeCommit();
-        this.db.exec('commit');
-      } catch (e) {
-        if (this.db.inTransaction) this.db.exec('rollback');
-        throw e;
+        this.db.exec('begin immediate');
+        try {
+          body();
+          await beforeCommit();
+          this.db.exec('commit');
+        } catch (e) {
+          if (this.db.inTransaction) this.db.exec('rollback');
+          throw e;
+        }
+      } finally {
+        this.db.pragma('foreign_keys = 1');
       }
     })();
+  }
+
+  /**
+   * Runs a registration with SQLite's foreign-key checks off for this connection (the schema,
+   * and every other connection, keep them). writeRows takes every id it writes from the DB
+   * itself, in the same transaction, so the constraint holds by construction; checking it
+   * again cost four fifths of inserting 100k references (a parent lookup per row).
+   */
+  private withoutForeignKeyChecks(fn: () => void): void {
+    // The pragma is a no-op inside a transaction: set it around one, never within.
+    this.db.pragma('foreign_keys = 0');
+    try {
+      fn();
+    } finally {
+      this.db.pragma('foreign_keys = 1');
+    }
+  }
+
+  /** The rows of one batch, inside the caller's transaction. */
+  private writeRows(ordered: readonly ValidPathInfo[], outputs: ReadonlyMap<string, Record<string, string>>, now: number): void {
+    // An AUTOINCREMENT id is one more than the largest ever handed out; we hold the write lock.
+    const before = Math.max((this.stmts.maxId.get() as number | null) ?? 0, (this.stmts.sequence.get() as number | undefined) ?? 0);
+    const rows = this.chunkedInsert('rows', this.stmts.upsert, 6);
+    for (const info of ordered) {
+      rows.add(info.path, `sha256:${info.narHash.hex}`, info.registrationTime ?? now, info.deriver ?? null, info.narSize, info.ca ?? null);
+    }
+    rows.flush();
+    const index = new Map<string, number>();
+    for (let i = 0; i < ordered.length; i++) index.set(ordered[i]!.path, i);
+    const [added, top] = this.stmts.addedSince.get(before) as [number, number | null];
+    // Usually every row is new, and the ids are before+1… in insertion order: no need to read
+    // 100k paths back. A re-registered row keeps its id, so then every id is looked up.
+    const contiguous = added === ordered.length && top === before + added;
+    const known = new Map<string, number>();
+    const idOf = (p: string): number | undefined => {
+      if (contiguous) {
+        const i = index.get(p);
+        if (i !== undefined) return before + 1 + i;
+      }
+      let id = known.get(p);
+      if (id === undefined) {
+        id = this.stmts.idOf.get(p) as number | undefined;
+        if (id !== undefined) known.set(p, id);
+      }
+      return id;
+    };
+    // Referrers come in path order, which is id order for new rows: appends to Refs' B-trees.
+    const refs = this.chunkedInsert('refs', this.stmts.addRef, 2);
+    for (let i = 0; i < ordered.length; i++) {
+      const info = ordered[i]!;
+      if (info.references.length === 0) continue;
+      const id = contiguous ? before + 1 + i : idOf(info.path)!;
+      for (const ref of info.references) {
+        const refId = idOf(ref);
+        if (refId === undefined) throw new RegistrationError(`cannot register '${info.path}': its reference '${ref}' is not valid and not in the batch`);
+        refs.add(id, refId);
+      }
+    }
+    refs.flush();
+    for (const [drv, outs] of outputs) {
+      const id = idOf(drv)!;
+      for (const name of Object.keys(outs)) this.stmts.addOutput.run(id, name, outs[name]);
+    }
+  }
+
+  private multiRowStmts?: { rows: Database.Statement; refs: Database.Statement };
+  /**
+   * Buffers rows of `width` values and inserts them ROWS_PER_INSERT at a time (the tail row
+   * by row through `single`): one call into SQLite per chunk, not per row.
+   */
+  private chunkedInsert(which: 'rows' | 'refs', single: Database.Statement, width: number): { add(...values: unknown[]): void; flush(): void } {
+    this.multiRowStmts ??= {
+      rows: this.db.prepare(`${UPSERT_HEAD} ${new Array(ROWS_PER_INSERT).fill(UPSERT_ROW).join(', ')} ${UPSERT_TAIL}`),
+      refs: this.db.prepare(`${REFS_HEAD} ${new Array(ROWS_PER_INSERT).fill('(?, ?)').join(', ')}`),
+    };
+    const multi = this.multiRowStmts[which];
+    const buf: unknown[] = new Array(ROWS_PER_INSERT * width);
+    let n = 0;
+    return {
+      add(...values: unknown[]) {
+        for (let k = 0; k < width; k++) buf[n++] = values[k];
+        if (n === buf.length) {
+          multi.run(buf);
+          n = 0;
+        }
+      },
+      flush() {
+        for (let i = 0; i < n; i += width) single.run(buf.slice(i, i + width));
+        n = 0;
+      },
+    };
   }
 
   private checkPath(p: string, what: string): void {
@@ -487,4 +574,16 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
+}
+
+/**
+ * The batch sorted by path (byte order; store paths are ASCII): inserting in path order keeps
+ * the path index's B-tree appends local. dump-db output is sorted already: checked first.
+ */
+function inPathOrder(batch: ReadonlyMap<string, ValidPathInfo>): ValidPathInfo[] {
+  let keys = [...batch.keys()];
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  if (!sorted) keys = keys.sort();
+  return keys.map((k) => batch.get(k)!);
 }

@@ -23,6 +23,8 @@ test('plain command lines parse without yargs, with options, aliases, defaults a
   assert.equal(fast('query', '-R', '/s/p')!.argv.requisites, true);
   assert.deepEqual(fast('add-fixed', '--recursive', 'sha1', 'p', 'q')!.argv.paths, ['p', 'q']);
   assert.equal(fast('add-fixed', 'sha1', 'p')!.argv.algo, 'sha1');
+  // A command without options of its own (no builder) still takes the fast path.
+  assert.equal(fast('--state-dir', '/t', 'load-db')!.argv['state-dir'], '/t');
 });
 
 test('help, unknown flags, missing or extra arguments, bad choices and subcommands go to yargs', () => {

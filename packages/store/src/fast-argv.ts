@@ -25,7 +25,7 @@ interface Recorded {
 }
 
 /** Stands in for yargs while a builder runs, writing down its options. */
-function record(builder: NonNullable<Command['builder']>): Recorded {
+function record(builder: Command['builder']): Recorded {
   const rec: Recorded = { options: new Map(), positionals: new Map(), checks: [] };
   const known = new Set(['type', 'alias', 'default', 'choices', 'array', 'demandOption', 'describe', 'description', 'desc', 'hidden']);
   const checkSpec = (spec: OptionSpec) => {
@@ -54,6 +54,8 @@ function record(builder: NonNullable<Command['builder']>): Recorded {
       throw new NotFast(String(prop));
     },
   });
+  // A command without a builder (load-db) has no options of its own.
+  if (builder === undefined) return rec;
   if (typeof builder !== 'function') throw new NotFast('builder');
   (builder as (y: unknown) => unknown)(proxy);
   return rec;
@@ -91,7 +93,7 @@ export function parseFast(args: readonly string[], commands: readonly Command[],
   const command = commands.find((c) => typeof c.command === 'string' && c.command.split(' ')[0] === name);
   if (!command || typeof command.command !== 'string') return undefined;
   try {
-    const rec = record(command.builder!);
+    const rec = record(command.builder);
     const specs = new Map<string, OptionSpec>([...Object.entries(globals), ...rec.options]);
     const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
     for (const [n, s] of specs) {

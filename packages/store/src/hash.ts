@@ -103,6 +103,12 @@ const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
  * whose length says whether it is base16, base32 or base64. `algo` is needed for bare bodies.
  */
 export function parseHash(input: string, algo?: HashAlgo): Hash {
+  // Bare base16 of a known algorithm (every --hash-given line): decoding validates it, since
+  // a character that is not hex stops the decoder short of the full size.
+  if (algo && input.length === SIZES[algo] * 2) {
+    const bytes = Buffer.from(input, 'hex');
+    if (bytes.length === SIZES[algo]) return new Hash(algo, bytes);
+  }
   let body = input;
   let a: HashAlgo | undefined = algo;
   let sri = false;

@@ -1,7 +1,7 @@
 // Registering paths that are already on disk (`nix-store --register-validity` / `--load-db`).
 import { hashPaths, PathReadError } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
-import { parseStorePath } from './store-path.js';
+import { isWellFormedStorePath, parseStorePath } from './store-path.js';
 import { checkAcyclic } from './topo-sort.js';
 import type { Registration } from './registration.js';
 import type { Store } from './store.js';
@@ -30,6 +30,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     throw new RegistrationError(`${what}: line ${r.line}: ${msg}`);
   };
   const check = (r: Registration, p: string, role: string) => {
+    if (isWellFormedStorePath(store.storeDir, p)) return;
     try {
       parseStorePath(store.storeDir, p);
     } catch (e) {
@@ -53,7 +54,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   reading.catch(() => {});
   let hashed: Awaited<ReturnType<typeof hashPaths>>;
   try {
-    const inBatch = new Set(paths);
+    const inBatch: { has(p: string): boolean } = validBefore.size === 0 ? byPath : new Set(paths);
     const outside = new Set<string>();
     for (const r of batch) for (const ref of r.references) if (!inBatch.has(ref) && !validBefore.has(ref)) outside.add(ref);
     const validOutside = db.validAmong([...outside]);
@@ -77,7 +78,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     references: [...new Set(r.references)],
     deriver: r.deriver,
   }));
-  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true };
+  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
   if (!opts.canonicalise) {
     db.registerValidPaths(infos, common);
     return paths;

@@ -38,8 +38,41 @@ export interface ParsedStorePath {
   name: string;
 }
 
+// Character classes as tables: registration checks 200k paths, and a loop over a table
+// costs a fraction of three regular expressions on a sliced string.
+const BASE32_CHAR = charTable('0123456789abcdfghijklmnpqrsvwxyz');
+const NAME_CHAR = charTable('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-._?=');
+
+function charTable(chars: string): Uint8Array {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1;
+  return t;
+}
+
+/** Whether `p` is `STOREDIR/HASH-NAME` with a valid hash part and name: parseStorePath's accept test. */
+export function isWellFormedStorePath(storeDir: string, p: string): boolean {
+  const base = storeDir.length + 1;
+  const nameStart = base + HASH_PART_LENGTH + 1;
+  if (p.length <= nameStart || p.length - nameStart > MAX_NAME_LENGTH) return false;
+  if (p.charCodeAt(storeDir.length) !== 47 /* / */ || !p.startsWith(storeDir)) return false;
+  for (let i = base; i < base + HASH_PART_LENGTH; i++) {
+    const c = p.charCodeAt(i);
+    if (c >= 128 || BASE32_CHAR[c] === 0) return false;
+  }
+  if (p.charCodeAt(base + HASH_PART_LENGTH) !== 45 /* - */ || p.charCodeAt(nameStart) === 46 /* . */) return false;
+  for (let i = nameStart; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c >= 128 || NAME_CHAR[c] === 0) return false;
+  }
+  return true;
+}
+
 /** Splits `STOREDIR/HASH-NAME`; anything deeper or elsewhere is an error naming the path. */
 export function parseStorePath(storeDir: string, p: string): ParsedStorePath {
+  if (isWellFormedStorePath(storeDir, p)) {
+    const base = storeDir.length + 1;
+    return { hashPart: p.slice(base, base + HASH_PART_LENGTH), name: p.slice(base + HASH_PART_LENGTH + 1) };
+  }
   if (!p.startsWith(storeDir + '/')) throw new StorePathError(`path '${p}' is not in the store dir ${storeDir}`);
   const base = p.slice(storeDir.length + 1);
   if (base.includes('/')) throw new StorePathError(`path '${p}' is inside a store path, not a store path`);
@@ -54,12 +87,7 @@ export function parseStorePath(storeDir: string, p: string): ParsedStorePath {
 }
 
 export function isStorePath(storeDir: string, p: string): boolean {
-  try {
-    parseStorePath(storeDir, p);
-    return true;
-  } catch {
-    return false;
-  }
+  return isWellFormedStorePath(storeDir, p);
 }
 
 /** The store path that a path inside the store belongs to (`/s/abc-x/bin/y` → `/s/abc-x`). */

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hashAndCanonicalise, hashPaths, PathReadError } from './hash-pool.js';
+import { hashAndCanonicalise, hashPaths, HashPool, PathReadError } from './hash-pool.js';
 import { hashPath } from './nar.js';
 import { makeTrickyTree, tempStore } from './testing.js';
 
@@ -38,4 +38,26 @@ test('many paths hash in parallel, results in input order; a missing path is a P
   const got = await hashPaths(files, { threads: 2 });
   files.forEach((f, i) => assert.equal(got[i]!.narHash.hex, hashPath(f).hash.hex, f));
   await assert.rejects(hashPaths([...files, path.join(s.dir, 'nope')], { threads: 2 }), (e: unknown) => e instanceof PathReadError && /'.*nope' does not exist on disk/.test(e.message));
+});
+
+test('one pool of threads serves a hashing pass and then a canonicalising pass over the same paths', async (t) => {
+  const s = tempStore('drover-hashpool-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  const files = Array.from({ length: 3000 }, (_, i) => {
+    const f = path.join(s.dir, `f${i}`);
+    fs.writeFileSync(f, `file ${i}\n`.repeat(i % 5), { mode: i % 2 ? 0o755 : 0o644 });
+    return f;
+  });
+  const pool = new HashPool(2, { minPaths: 0 });
+  t.after(() => pool.close());
+  const got = await pool.run(files, { hash: true });
+  files.forEach((f, i) => assert.equal(got[i]!.narHash.hex, hashPath(f).hash.hex, f));
+  await pool.run(files, { hash: false, canonicalise: true });
+  files.forEach((f, i) => {
+    const st = fs.statSync(f);
+    assert.equal(st.mode & 0o7777, i % 2 ? 0o555 : 0o444, f);
+    assert.equal(st.mtimeMs, 1000, f);
+  });
+  await assert.rejects(pool.run([files[0]!, path.join(s.dir, 'gone')], { hash: false }), (e: unknown) => e instanceof PathReadError && /'.*gone' does not exist on disk/.test(e.message));
 });

@@ -134,75 +134,104 @@ function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [strin
   }
 }
 
+/** What to do to each path: hash its NAR (sha256), canonicalise it, or neither (check it exists). */
+export interface PathWork {
+  hash?: boolean;
+  canonicalise?: boolean;
+}
+
 /**
  * Canonicalises and/or NAR-hashes every path (sha256), in parallel when there are many;
  * with neither, only checks that each exists. Results are in the order of `paths`; an
- * unreadable or missing path throws PathReadError. Chunks are queued ahead in every thread,
- * so the threads keep working while the main thread is busy with something else.
+ * unreadable or missing path throws PathReadError.
  */
-export async function hashPaths(
-  paths: readonly string[],
-  opts: { hash?: boolean; canonicalise?: boolean; threads?: number } = {},
-): Promise<(PathHashResult | undefined)[]> {
-  const o = { hash: opts.hash ?? true, canonicalise: opts.canonicalise ?? false };
-  const threads = opts.threads ?? Math.min(os.availableParallelism(), 8);
-  const raw: ([string, number] | string)[] = new Array(paths.length);
-  const minParallel = o.hash ? MIN_PARALLEL.hash : o.canonicalise ? MIN_PARALLEL.canonicalise : MIN_PARALLEL.exists;
-  if (threads <= 1 || paths.length < minParallel) {
-    for (let i = 0; i < paths.length; i++) raw[i] = work(paths[i]!, o);
-  } else {
-    await runPool(paths, o, threads, raw);
+export async function hashPaths(paths: readonly string[], opts: PathWork & { threads?: number } = {}): Promise<(PathHashResult | undefined)[]> {
+  const pool = new HashPool(opts.threads);
+  try {
+    return await pool.run(paths, opts);
+  } finally {
+    await pool.close();
   }
-  return raw.map((r) => {
-    if (typeof r === 'string') throw new PathReadError(r);
-    return o.hash ? { narHash: new Hash('sha256', Buffer.from(r[0], 'hex')), narSize: r[1] } : undefined;
-  });
+}
+
+/**
+ * Worker threads for several passes over the same paths (register-validity reads, then
+ * canonicalises): started on the first pass that is worth them, kept for the next.
+ * Chunks are queued ahead in every thread, so the threads keep working while the main
+ * thread is busy with something else.
+ */
+export class HashPool {
+  private workers: Worker[] = [];
+  private readonly threads: number;
+  private readonly minPaths: number | undefined;
+  /** `minPaths` overrides the batch size from which threads start (tests use 0). */
+  constructor(threads?: number, opts: { minPaths?: number } = {}) {
+    this.threads = threads ?? Math.min(os.availableParallelism(), 8);
+    this.minPaths = opts.minPaths;
+  }
+
+  async run(paths: readonly string[], opts: PathWork = {}): Promise<(PathHashResult | undefined)[]> {
+    const o = { hash: opts.hash ?? true, canonicalise: opts.canonicalise ?? false };
+    const raw: ([string, number] | string)[] = new Array(paths.length);
+    const minParallel = this.minPaths ?? (o.hash ? MIN_PARALLEL.hash : o.canonicalise ? MIN_PARALLEL.canonicalise : MIN_PARALLEL.exists);
+    // Threads already running cost nothing more to use.
+    if (this.threads <= 1 || (paths.length < minParallel && this.workers.length === 0)) {
+      for (let i = 0; i < paths.length; i++) raw[i] = work(paths[i]!, o);
+    } else {
+      while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true } }));
+      await Promise.all(this.workers.map((w, k) => this.feed(w, k, paths, o, raw)));
+    }
+    return raw.map((r) => {
+      if (typeof r === 'string') throw new PathReadError(r);
+      return o.hash ? { narHash: new Hash('sha256', Buffer.from(r[0], 'hex')), narSize: r[1] } : undefined;
+    });
+  }
+
+  private next = 0;
+  /** Keeps one thread busy with chunks of `paths` until none are left. */
+  private feed(w: Worker, k: number, paths: readonly string[], o: Required<PathWork>, raw: ([string, number] | string)[]): Promise<void> {
+    if (k === 0) this.next = 0;
+    return new Promise<void>((resolve, reject) => {
+      // Start offsets of the chunks this thread has in flight, answered in order.
+      const inFlight: number[] = [];
+      const send = () => {
+        while (inFlight.length < AHEAD && this.next < paths.length) {
+          const start = this.next;
+          this.next = Math.min(this.next + (o.hash ? HASH_CHUNK : META_CHUNK), paths.length);
+          inFlight.push(start);
+          w.postMessage({ paths: paths.slice(start, this.next), ...o });
+        }
+        if (inFlight.length === 0) done(undefined);
+      };
+      const onMessage = (results: ([string, number] | string)[]) => {
+        const start = inFlight.shift()!;
+        for (let i = 0; i < results.length; i++) raw[start + i] = results[i]!;
+        send();
+      };
+      const onError = (e: Error) => done(e);
+      const onExit = (code: number) => done(new Error(`hashing thread exited with ${code}`));
+      const done = (e: Error | undefined) => {
+        w.off('message', onMessage).off('error', onError).off('exit', onExit);
+        if (e) reject(e);
+        else resolve();
+      };
+      w.on('message', onMessage).on('error', onError).on('exit', onExit);
+      send();
+    });
+  }
+
+  async close(): Promise<void> {
+    const ws = this.workers;
+    this.workers = [];
+    await Promise.all(ws.map((w) => w.terminate()));
+  }
 }
 
 /** Chunks queued per thread at once. */
 const AHEAD = 64;
 
-async function runPool(paths: readonly string[], o: { hash: boolean; canonicalise: boolean }, threads: number, raw: ([string, number] | string)[]): Promise<void> {
-  let next = 0;
-  const workers: Worker[] = [];
-  try {
-    await Promise.all(
-      Array.from({ length: threads }, () => {
-        const w = new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, ...o } });
-        workers.push(w);
-        return new Promise<void>((resolve, reject) => {
-          // Start offsets of the chunks this thread has in flight, answered in order.
-          const inFlight: number[] = [];
-          const feed = () => {
-            while (inFlight.length < AHEAD && next < paths.length) {
-              const start = next;
-              next = Math.min(next + (o.hash ? HASH_CHUNK : META_CHUNK), paths.length);
-              inFlight.push(start);
-              w.postMessage(paths.slice(start, next));
-            }
-            if (inFlight.length === 0) resolve();
-          };
-          w.on('message', (results: ([string, number] | string)[]) => {
-            const start = inFlight.shift()!;
-            for (let i = 0; i < results.length; i++) raw[start + i] = results[i]!;
-            feed();
-          });
-          w.on('error', reject);
-          w.on('exit', (code) => {
-            if (code !== 0) reject(new Error(`hashing thread exited with ${code}`));
-          });
-          feed();
-        });
-      }),
-    );
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
-}
-
 if (!isMainThread && (workerData as { droverHashPool?: boolean } | null)?.droverHashPool) {
-  const o = workerData as { hash: boolean; canonicalise: boolean };
-  parentPort!.on('message', (batch: string[]) => {
-    parentPort!.postMessage(batch.map((p) => work(p, o)));
+  parentPort!.on('message', (m: { paths: string[]; hash: boolean; canonicalise: boolean }) => {
+    parentPort!.postMessage(m.paths.map((p) => work(p, m)));
   });
 }

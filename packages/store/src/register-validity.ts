@@ -1,5 +1,5 @@
 // Registering paths that are already on disk (`nix-store --register-validity` / `--load-db`).
-import { hashPaths, PathReadError } from './hash-pool.js';
+import { HashPool, PathReadError } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
 import { isWellFormedStorePath, parseStorePath } from './store-path.js';
 import { checkAcyclic } from './topo-sort.js';
@@ -50,50 +50,59 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   const paths = batch.map((r) => r.path);
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks references; canonicalising, which changes files, waits for both.
-  const reading = hashPaths(paths, { hash: !opts.hashGiven, canonicalise: false });
-  reading.catch(() => {});
-  let hashed: Awaited<ReturnType<typeof hashPaths>>;
+  const pool = new HashPool();
   try {
-    const inBatch: { has(p: string): boolean } = validBefore.size === 0 ? byPath : new Set(paths);
-    const outside = new Set<string>();
-    for (const r of batch) for (const ref of r.references) if (!inBatch.has(ref) && !validBefore.has(ref)) outside.add(ref);
-    const validOutside = db.validAmong([...outside]);
-    for (const r of batch) {
-      for (const ref of r.references) {
-        if (!inBatch.has(ref) && !validBefore.has(ref) && !validOutside.has(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
-      }
-    }
-    // Cycles too are refused before anything is touched (the DB would refuse them later).
-    const refsOf = new Map(batch.map((r) => [r.path, r.references]));
-    checkAcyclic(paths, (p) => refsOf.get(p));
-    hashed = await reading;
-  } catch (e) {
-    await reading.catch(() => {});
-    throw readError(e);
+    return await registerBatch(pool);
+  } finally {
+    await pool.close();
   }
-  const infos: ValidPathInfo[] = batch.map((r, i) => ({
-    path: r.path,
-    narHash: opts.hashGiven ? r.narHash! : hashed[i]!.narHash,
-    narSize: opts.hashGiven ? r.narSize! : hashed[i]!.narSize,
-    references: [...new Set(r.references)],
-    deriver: r.deriver,
-  }));
-  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
-  if (!opts.canonicalise) {
-    db.registerValidPaths(infos, common);
+
+  async function registerBatch(pool: HashPool): Promise<string[]> {
+    const reading = pool.run(paths, { hash: !opts.hashGiven, canonicalise: false });
+    reading.catch(() => {});
+    let hashed: Awaited<typeof reading>;
+    try {
+      const inBatch: { has(p: string): boolean } = validBefore.size === 0 ? byPath : new Set(paths);
+      const outside = new Set<string>();
+      for (const r of batch) for (const ref of r.references) if (!inBatch.has(ref) && !validBefore.has(ref)) outside.add(ref);
+      const validOutside = db.validAmong([...outside]);
+      for (const r of batch) {
+        for (const ref of r.references) {
+          if (!inBatch.has(ref) && !validBefore.has(ref) && !validOutside.has(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
+        }
+      }
+      // Cycles too are refused before anything is touched (the DB would refuse them later).
+      const refsOf = new Map(batch.map((r) => [r.path, r.references]));
+      checkAcyclic(paths, (p) => refsOf.get(p));
+      hashed = await reading;
+    } catch (e) {
+      await reading.catch(() => {});
+      throw readError(e);
+    }
+    const infos: ValidPathInfo[] = batch.map((r, i) => ({
+      path: r.path,
+      narHash: opts.hashGiven ? r.narHash! : hashed[i]!.narHash,
+      narSize: opts.hashGiven ? r.narSize! : hashed[i]!.narSize,
+      references: [...new Set(r.references)],
+      deriver: r.deriver,
+    }));
+    const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
+    if (!opts.canonicalise) {
+      db.registerValidPaths(infos, common);
+      return paths;
+    }
+    // The threads make the files read-only while this thread writes the rows; the
+    // transaction commits only once they are done, so no valid path is ever writable.
+    const canonicalising = pool.run(paths, { hash: false, canonicalise: true });
+    canonicalising.catch(() => {});
+    try {
+      await db.registerValidPaths(infos, { ...common, beforeCommit: async () => void (await canonicalising) });
+    } catch (e) {
+      await canonicalising.catch(() => {});
+      throw readError(e);
+    }
     return paths;
   }
-  // The threads make the files read-only while this thread writes the rows; the
-  // transaction commits only once they are done, so no valid path is ever writable.
-  const canonicalising = hashPaths(paths, { hash: false, canonicalise: true });
-  canonicalising.catch(() => {});
-  try {
-    await db.registerValidPaths(infos, { ...common, beforeCommit: async () => void (await canonicalising) });
-  } catch (e) {
-    await canonicalising.catch(() => {});
-    throw readError(e);
-  }
-  return paths;
 
   function readError(e: unknown): unknown {
     if (!(e instanceof PathReadError)) return e;

@@ -2,7 +2,7 @@
 import type { BuildLedger } from './build-ledger.js';
 import type { FailureCause, Source, TraceEvent } from './events.js';
 import { parseBuildLogHeader } from './guix.js';
-import { parseTraceLine, splitAtLine } from './trace-format.js';
+import { parseTraceLine, splitAtLine } from '@drover/worker/trace-lines';
 
 export type AtResult =
   | { kind: 'event' }

@@ -1,5 +1,5 @@
 // @drover/trace: the trace line grammar drover-build writes, and the reader and outputs of drover-trace.
-export * from './trace-format.js';
+export { DROVER_VERBS, parseTraceLine, formatTraceLine, type DroverTraceLine, type DroverVerb } from '@drover/worker/trace-lines';
 export * from './events.js';
 export { TraceError, TraceUsageError } from './errors.js';
 export { TraceReader, parseTrace, type ReaderOptions } from './reader.js';

@@ -3,20 +3,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildFailedLine, buildRemoteLine, buildStartedLine, buildSucceededLine, hookFailedLine } from './trace-lines.js';
 import { LinePrefixer, LineSplitter, tailLines } from './build-log.js';
 import { exitStatusOf, type BuildFailure } from './failure.js';
 import { canBuildSystem, missingFeatures, requiredFeatures } from './system.js';
 import { parseSandboxPath, bwrapArgs } from './sandbox.js';
 import { dagEdges } from './dag-gen.js';
-
-test('trace lines have the fields of DESIGN.md, one line each', () => {
-  assert.equal(buildStartedLine('/s/a.drv', '/s/a', 'x86_64-linux', '/l/a'), '@ build-started /s/a.drv /s/a x86_64-linux /l/a\n');
-  assert.equal(buildRemoteLine('/s/a.drv', 'host'), '@ build-remote /s/a.drv host\n');
-  assert.equal(buildSucceededLine('/s/a.drv', '/s/a'), '@ build-succeeded /s/a.drv /s/a\n');
-  assert.equal(buildFailedLine('/s/a.drv', '/s/a', 3, 'two\nlines'), '@ build-failed /s/a.drv /s/a 3 two lines\n');
-  assert.equal(hookFailedLine('/s/a.drv', '/s/a', 1, 'bad'), '@ hook-failed /s/a.drv /s/a 1 bad\n');
-});
 
 test('exit statuses: 0, 100 (+1 for a timeout) when all failures are permanent, else 1', () => {
   const f = (kind: BuildFailure['kind']): BuildFailure => ({ kind, status: 0, message: '' });

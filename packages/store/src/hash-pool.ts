@@ -183,7 +183,7 @@ export class HashPool {
     }
     return raw.map((r) => {
       if (typeof r === 'string') throw new PathReadError(r);
-      return o.hash ? { narHash: new Hash('sha256', Buffer.from(r[0], 'hex')), narSize: r[1] } : undefined;
+      return o.hash ? { narHash: new Hash('sha256', Buffer.from(r[0], 'hex'), r[0]), narSize: r[1] } : undefined;
     });
   }
 

@@ -10,16 +10,18 @@ const SIZES: Record<HashAlgo, number> = { md5: 16, sha1: 20, sha256: 32, sha512:
 
 /** A digest together with the algorithm that made it. */
 export class Hash {
+  /** `hex`, when the caller has it already (a parsed base16 hash), saves encoding it again. */
   constructor(
     readonly algo: HashAlgo,
     readonly bytes: Buffer,
+    private hexForm?: string,
   ) {
     if (bytes.length !== SIZES[algo]) {
       throw new HashFormatError(`${algo} hash must be ${SIZES[algo]} bytes, got ${bytes.length}`);
     }
   }
   get hex(): string {
-    return this.bytes.toString('hex');
+    return (this.hexForm ??= this.bytes.toString('hex'));
   }
   equals(other: Hash): boolean {
     return this.algo === other.algo && this.bytes.equals(other.bytes);
@@ -35,6 +37,14 @@ export class Hash {
           : this.bytes.toString('base64');
     return prefixed ? `${this.algo}:${body}` : body;
   }
+}
+
+function isLowerCase(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return false;
+  }
+  return true;
 }
 
 export function isHashAlgo(s: string): s is HashAlgo {
@@ -107,7 +117,7 @@ export function parseHash(input: string, algo?: HashAlgo): Hash {
   // a character that is not hex stops the decoder short of the full size.
   if (algo && input.length === SIZES[algo] * 2) {
     const bytes = Buffer.from(input, 'hex');
-    if (bytes.length === SIZES[algo]) return new Hash(algo, bytes);
+    if (bytes.length === SIZES[algo]) return new Hash(algo, bytes, isLowerCase(input) ? input : undefined);
   }
   let body = input;
   let a: HashAlgo | undefined = algo;

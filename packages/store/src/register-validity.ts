@@ -83,7 +83,8 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       path: r.path,
       narHash: opts.hashGiven ? r.narHash! : hashed[i]!.narHash,
       narSize: opts.hashGiven ? r.narSize! : hashed[i]!.narSize,
-      references: [...new Set(r.references)],
+      // Most entries list each reference once: copy only when there is something to drop.
+      references: r.references.length < 2 || new Set(r.references).size === r.references.length ? r.references : [...new Set(r.references)],
       deriver: r.deriver,
     }));
     const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };

@@ -1,12 +1,12 @@
 // The Nix archive (NAR): streaming serialisation of a file tree, and its validating parser.
 import fs from 'node:fs';
-import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { NarFormatError } from './errors.js';
 import { ByteReader, UnexpectedEof } from './byte-reader.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { ParallelFileWriter } from './file-writer.js';
 import { narStreamThreaded } from './nar-threaded.js';
+import { dumpNarToFd, type DumpOptions } from './nar-dump.js';
 import { narOps, shrank, padLen, NAR_MAGIC, type NarOp } from './nar-walk.js';
 export { narOps, NAR_MAGIC, type NarOp };
 
@@ -171,16 +171,11 @@ export async function hashPathAsync(root: PathLike, algo: HashAlgo = 'sha256'): 
 }
 
 /**
- * Writes the NAR of `root` to a file descriptor (stdout of `dump`) with blocking writes, so
- * each chunk is finished with before the next is read and the worker can reuse its buffers.
+ * Writes the NAR of `root` to a file descriptor (stdout of `dump`) with blocking writes: the
+ * main thread walks and writes, and a reader thread shares the reading of big trees and files.
  */
-export async function dumpToFd(root: PathLike, fd: number): Promise<number> {
-  let size = 0;
-  for await (const c of narStreamAuto(root, { recycle: true })) {
-    writeAllSync(fd, c);
-    size += c.length;
-  }
-  return size;
+export async function dumpToFd(root: PathLike, fd: number, opts: DumpOptions = {}): Promise<number> {
+  return dumpNarToFd(root, fd, opts);
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -395,8 +390,8 @@ export async function restoreNar(
   }
 }
 
-/** rm -rf that also removes read-only trees (store paths are read-only). */
-export function removeTree(p: string): void {
+/** rm -rf that also removes read-only trees (store paths are read-only), whatever bytes the names hold. */
+export function removeTree(p: string | Buffer): void {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(p);
@@ -405,7 +400,8 @@ export function removeTree(p: string): void {
   }
   if (st.isDirectory()) {
     fs.chmodSync(p, 0o755);
-    for (const name of fs.readdirSync(p)) removeTree(path.join(p, name));
+    const prefix = Buffer.concat([Buffer.from(p), Buffer.from('/')]);
+    for (const name of fs.readdirSync(p, { encoding: 'buffer' })) removeTree(Buffer.concat([prefix, name]));
     fs.rmdirSync(p);
   } else {
     fs.unlinkSync(p);

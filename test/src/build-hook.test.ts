@@ -134,6 +134,46 @@ ${READ_PATHS}
   assert.equal(fs.readFileSync(a.out.out!, 'utf8'), 'remote\n');
 });
 
+/** A hook that waits (up to 2 s) until it has seen two requests before it accepts; with fewer it declines. */
+function waitForTwo(name: string): string {
+  return hook(
+    name,
+    `  n=0
+  while [ "$(grep -c '^req' ${hookLog})" -lt 2 ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done
+  if [ "$(grep -c '^req' ${hookLog})" -lt 2 ]; then echo "# decline" >&2; continue; fi
+  echo "# accept" >&2
+${READ_PATHS}
+  for o in $outputs; do echo remote > $o; done
+  exit 0`,
+  );
+}
+
+test('hook requests in flight at once: the next request goes to another hook before the first has answered', async () => {
+  const a = await e.drv({ name: 'parallel-a', cmd: 'exit 1' });
+  const b = await e.drv({ name: 'parallel-b', cmd: 'exit 1' });
+  const r = e.build(['--build-hook', waitForTwo('parallel.sh'), '-j', '0', a.drv, b.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(a.out.out!, 'utf8'), 'remote\n');
+  assert.equal(fs.readFileSync(b.out.out!, 'utf8'), 'remote\n');
+  const lines = logged();
+  assert.equal(lines.filter((l) => l.startsWith('start')).length, 2, 'one hook process per request in flight');
+  assert.equal(lines.filter((l) => l.startsWith('req')).length, 2, lines.join('\n'));
+});
+
+test('--hook-requests 1 asks one hook at a time (and DROVER_HOOK_REQUESTS is checked)', async () => {
+  const a = await e.drv({ name: 'serial-a', cmd: 'exit 1' });
+  const b = await e.drv({ name: 'serial-b', cmd: 'exit 1' });
+  const r = e.build(['--build-hook', waitForTwo('serial.sh'), '-j', '0', '--hook-requests', '1', a.drv, b.drv]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /the build hook declined it and --max-jobs is 0/);
+  const bad = e.build(['--build-hook', waitForTwo('serial.sh'), a.drv], { env: { DROVER_HOOK_REQUESTS: 'many' } });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /DROVER_HOOK_REQUESTS='many' is not a whole number >= 1/);
+  const zero = e.build(['--build-hook', waitForTwo('serial.sh'), '--hook-requests', '0', a.drv]);
+  assert.equal(zero.code, 2);
+  assert.match(zero.stderr, /--hook-requests must be a whole number >= 1, got '0'/);
+});
+
 test('a reply that is not accept, decline or postpone: bad hook reply, hook-failed, exit 1', async () => {
   const a = await e.drv({ name: 'bad-reply', cmd: 'echo > $out' });
   const h = hook('bad.sh', '  echo "# perhaps" >&2');

@@ -172,6 +172,35 @@ for (const engine of ['drover', 'drover-cli']) {
   });
 }
 
+test('a local input whose contents no longer match its hash is refused before the remote registers it (agent and drover-cli)', async () => {
+  forgetFailures();
+  const m1 = farm.machines[0]!;
+  for (const engine of ['drover', 'drover-cli']) {
+    const blob = await addBlob(farm, `rotten-${engine}`, 300_000, 40 + engine.length);
+    const a = await addDrv(farm, { name: `rotten-${engine}`, cmd: `/bin/cat ${blob} > $out`, srcs: [blob] });
+    // One byte flipped on disk, the size unchanged: only a hash sees it.
+    fs.chmodSync(blob, 0o644);
+    const fd = fs.openSync(blob, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, 1000);
+    b[0] = b[0]! ^ 0xff;
+    fs.writeSync(fd, b, 0, 1, 1000);
+    fs.closeSync(fd);
+    fs.chmodSync(blob, 0o444);
+    const machines = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { engine } })], `rotten-${engine}-machines`);
+    const r = await build(farm, { machines }, [a.drv]);
+    assert.equal(r.code, 1, r.stderr);
+    if (engine === 'drover') {
+      // The hook sent the DB's hash along and did not hash the stream itself: the agent did.
+      assert.match(r.stderr, new RegExp(`the export stream from the hook: the contents of '${blob}' hash to 'sha256:[0-9a-z]{52}', not 'sha256:[0-9a-z]{52}' as the hook's store says; nothing was registered`));
+    } else {
+      assert.match(r.stderr, new RegExp(`hash of path '${blob}' has changed from`));
+    }
+    assert.deepEqual(validOnMachine(m1, [blob, a.drv]), [], 'nothing of the copy is valid on the remote');
+    assert.deepEqual(m1.storeEntries().filter((e) => e.startsWith('.drover-tmp')), [], 'no temporary copy left behind');
+  }
+});
+
 test('hook killed with SIGKILL: its slot frees and the remote builder is gone within seconds', async () => {
   forgetFailures();
   const m2 = farm.machines[1]!;

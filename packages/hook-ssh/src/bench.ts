@@ -140,12 +140,25 @@ async function benchCopy(b: Bench): Promise<void> {
     blobs.push(await store.addToStore(f, { recursive: true }));
     fs.rmSync(f);
   }
-  const [copyDrv] = await trivialDrvs(store, farm.system, 'copy', 1, blobs.sort());
-  const run = await b.build([copyDrv!], farm.env({ DROVER_MACHINES: machines, DROVER_HOOK_SSH_DEBUG: '1' }));
-  const up = /uploaded (\d+) paths, (\d+) bytes: (\d+) ms/.exec(run.stderr);
-  if (!up) throw new Error(`no upload figures in the hook's output:\n${run.stderr}`);
-  const upBytes = Number(up[2]);
-  const upSeconds = Number(up[3]) / 1000;
+  blobs.sort();
+  // Each upload starts from an empty machine, so the same bytes travel every time; like the
+  // raw copy below, the first run warms up (here: the agent's start and its JIT) and the
+  // best of the next two counts.
+  const upload = async (i: number) => {
+    m1.clearStore();
+    const [drv] = await trivialDrvs(store, farm.system, `copy-${i}`, 1, blobs);
+    const run = await b.build([drv!], farm.env({ DROVER_MACHINES: machines, DROVER_HOOK_SSH_DEBUG: '1' }));
+    const up = /uploaded (\d+) paths, (\d+) bytes: (\d+) ms/.exec(run.stderr);
+    if (!up) throw new Error(`no upload figures in the hook's output:\n${run.stderr}`);
+    return { drv: drv!, paths: Number(up[1]), bytes: Number(up[2]), seconds: Number(up[3]) / 1000 };
+  };
+  const first = await upload(0);
+  const runs = [await upload(1), await upload(2)];
+  const best = runs.reduce((x, y) => (y.seconds < x.seconds ? y : x));
+  const copyDrv = first.drv;
+  const up = [best.paths, best.bytes] as const;
+  const upBytes = best.bytes;
+  const upSeconds = best.seconds;
   // The same bytes through the same shared connection into `cat > /dev/null`.
   const streamFile = path.join(farm.dir, 'stream');
   const ws = fs.createWriteStream(streamFile);
@@ -163,7 +176,7 @@ async function benchCopy(b: Bench): Promise<void> {
   b.rows.push('\n## drover-hook-ssh: closure copy to a machine (export | ssh | import, registered) against raw `ssh host cat >/dev/null`');
   b.rows.push('| what | bytes | time | throughput | hook/raw throughput | target |', '|---|---|---|---|---|---|');
   b.rows.push(`| raw ssh cat >/dev/null (shared connection, best of 2) | ${streamBytes} | ${raw.toFixed(2)} s | ${mbps(streamBytes, raw)} | — | |`);
-  b.rows.push(`| hook upload (${up[1]} paths) | ${upBytes} | ${upSeconds.toFixed(2)} s | ${mbps(upBytes, upSeconds)} | ${(upBytes / upSeconds / (streamBytes / raw)).toFixed(2)} | ≥ 0.80 |`);
+  b.rows.push(`| hook upload (${up[0]} paths, best of 2 after a warm-up; first, cold: ${first.seconds.toFixed(2)} s) | ${upBytes} | ${upSeconds.toFixed(2)} s | ${mbps(upBytes, upSeconds)} | ${(upBytes / upSeconds / (streamBytes / raw)).toFixed(2)} | ≥ 0.80 |`);
 }
 
 /** 3. N trivial derivations over two machines: drover against Nix 2.8's remote builds, same machines. */

@@ -4,9 +4,9 @@
 // scheduler in this process, and streams the outputs back. The end of its input means the
 // hook or its connection is gone: the build is interrupted and its builders are killed.
 import type { Writable } from 'node:stream';
-import { Store, exportPaths, importPaths, type StoreConfig } from '@drover/store';
+import { Store, exportPaths, importPaths, removeTree, type Hash, type StoreConfig, type StoreDb, type ValidPathInfo } from '@drover/store';
 import { Scheduler, resolveBuildOptions } from '@drover/worker';
-import { FrameReader, FrameWriter, SESSION_VERSION, parseHeader } from './session-protocol.js';
+import { FrameReader, FrameWriter, SESSION_VERSION, parseHeader, parseNarHashes } from './session-protocol.js';
 import { PrefixStripper } from './log-prefix.js';
 
 export interface SessionIo {
@@ -23,7 +23,7 @@ export interface SessionIo {
 export async function runSession(io: SessionIo): Promise<number> {
   const out = new FrameWriter(io.output);
   const reader = new FrameReader(io.input, 'the session from the hook');
-  await out.send('H', JSON.stringify({ v: SESSION_VERSION, storeDir: io.config.storeDir, version: io.version }));
+  await out.send('H', JSON.stringify({ v: SESSION_VERSION, storeDir: io.config.storeDir, version: io.version, checksNarHashes: true }));
   const first = await reader.next();
   // The hook may hang up after the hello: it only wanted to know we are here.
   if (!first) return 0;
@@ -39,7 +39,19 @@ export async function runSession(io: SessionIo): Promise<number> {
     await out.message({ missing });
     if (missing.length > 0) {
       try {
-        const got = await importPaths(store, reader.data(), { what: 'the export stream from the hook' });
+        const what = 'the export stream from the hook';
+        let target: Store = store;
+        if (header.narHashes) {
+          const f = await reader.next();
+          if (!f || f.type !== 'M') throw new Error(`expected the NAR hashes of the missing paths, got ${f ? `a ${f.type} frame` : 'the end of the session'}`);
+          target = new HashCheckingStore(store, parseNarHashes(JSON.parse(f.payload.toString('utf8')) as Record<string, unknown>, missing, 'the session from the hook'), what);
+        }
+        let got: string[];
+        try {
+          got = await importPaths(target, reader.data(), { what });
+        } finally {
+          if (target !== store) target.close();
+        }
         const asked = new Set(missing);
         const stray = got.find((p) => !asked.has(p));
         if (stray) throw new Error(`the export stream from the hook holds '${stray}', which was not asked for`);
@@ -77,8 +89,8 @@ export async function runSession(io: SessionIo): Promise<number> {
     if (stopped) return 1;
     await out.message({ status: result.exitCode });
     if (result.exitCode === 0) {
-      await exportPaths(store, header.outputs, (c) => out.send('D', c));
-      await out.send('E');
+      await exportPaths(store, header.outputs, (c) => out.sendData(c));
+      await out.endData();
     }
     return 0;
   } catch (e) {
@@ -90,5 +102,38 @@ export async function runSession(io: SessionIo): Promise<number> {
     return 1;
   } finally {
     store.close();
+  }
+}
+
+/**
+ * The store an import goes through when the hook sent the NAR hashes its DB holds: a NAR
+ * whose hash differs (a path that rotted on the hook's disk, a stream damaged on the way) is
+ * refused before anything is registered, as the hook's own export would have refused it.
+ */
+class HashCheckingStore extends Store {
+  constructor(
+    private readonly base: Store,
+    private readonly expected: ReadonlyMap<string, Hash>,
+    private readonly what: string,
+  ) {
+    super({ storeDir: base.storeDir, stateDir: base.stateDir });
+  }
+  /** The base's connection: opening a second DB per session costs more than a small import. */
+  override get db(): StoreDb {
+    return this.base.db;
+  }
+  override close(): void {}
+  override async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
+    for (const { info } of items) {
+      const want = this.expected.get(info.path);
+      if (want && want.equals(info.narHash)) continue;
+      for (const i of items) removeTree(i.tmp);
+      throw new Error(
+        want
+          ? `${this.what}: the contents of '${info.path}' hash to '${info.narHash.toString('base32', true)}', not '${want.toString('base32', true)}' as the hook's store says; nothing was registered`
+          : `${this.what}: holds '${info.path}', which the hook sent no hash for; nothing was registered`,
+      );
+    }
+    return super.commitPaths(items);
   }
 }

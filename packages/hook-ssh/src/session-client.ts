@@ -5,7 +5,7 @@ import { exportPaths, importPaths, type Store } from '@drover/store';
 import type { Machine } from './machines.js';
 import { engineFor } from './remote-engine.js';
 import { startSsh, type SshProcess } from './ssh.js';
-import { FrameReader, FrameWriter, SessionProtocolError, parseHello, parseMissing, type SessionHeader } from './session-protocol.js';
+import { FrameReader, FrameWriter, SessionProtocolError, parseHello, parseMissing, type Hello, type SessionHeader } from './session-protocol.js';
 import { connectSocket, linkAgent, localAgentSocket } from './agent-link.js';
 import { ExpectingStore, RemoteError, SSH_FAILED, StallWatch, logSink, mib, sshFailure, type BuildOutcome, type RemoteContext, type UploadResult } from './remote-ops.js';
 
@@ -80,7 +80,7 @@ export function socketTransport(m: Machine, sock: net.Socket): Transport {
 export interface OpenSession {
   t: Transport;
   reader: FrameReader;
-  hello: { storeDir: string; version: string };
+  hello: Hello;
 }
 
 /** Reads the hello of a fresh transport (within the stall limit); undefined when the stream ends first. */
@@ -173,7 +173,9 @@ export async function runRemoteBuild(
     if (hello.storeDir !== ctx.storeDir) {
       throw new RemoteError(`${m.uri} uses the store dir '${hello.storeDir}', not '${ctx.storeDir}' as this machine does (set DROVER_STORE_DIR on the remote)`, false);
     }
-    const header: SessionHeader = { storeDir: ctx.storeDir, drv: req.drv, outputs: req.outputs, inputs: req.inputs, maxSilentTime: req.maxSilentTime };
+    // A remote that checks NARs against our hashes spares us hashing what we send.
+    const narHashes = hello.checksNarHashes;
+    const header: SessionHeader = { storeDir: ctx.storeDir, drv: req.drv, outputs: req.outputs, inputs: req.inputs, maxSilentTime: req.maxSilentTime, narHashes };
     await writer.message({ ...header });
     stage = 'while asking which inputs it lacks';
     const missing = parseMissing(await reader.expect('M', stage), new Set(req.inputs), t.what);
@@ -183,8 +185,15 @@ export async function runRemoteBuild(
       stage = `while ${copying}`;
       const started = Date.now();
       let total = 0;
-      for (const p of missing) total += store.db.queryPathInfo(p)?.narSize ?? 0;
+      const hashes: Record<string, string> = {};
+      for (const p of missing) {
+        const info = store.db.queryPathInfo(p);
+        if (!info) throw new RemoteError(`'${p}' is not valid here: it cannot be copied`, false);
+        total += info.narSize;
+        hashes[p] = info.narHash.toString('base32', true);
+      }
       if (total >= 1048576) ctx.message(`${copying.replace('to it', `(${mib(total)}) to ${m.uri}`)}`);
+      if (narHashes) await writer.message({ narHashes: hashes });
       let last = Date.now();
       const send = new StallWatch(ctx.settings.stallTimeout * 1000, () => {
         stalled = () => `${copying} stalled: nothing moved for ${secs}s (after ${mib(writer.dataBytes)} of ${mib(total)})`;
@@ -193,17 +202,22 @@ export async function runRemoteBuild(
       t.writable.on('drain', () => send.touch());
       send.start();
       try {
-        await exportPaths(store, missing, (c) => {
+        await exportPaths(
+          store,
+          missing,
+          (c) => {
           if (Date.now() - last > 3000) {
             last = Date.now();
             const secs = (Date.now() - started) / 1000;
             ctx.message(`copying ${mib(writer.dataBytes)} of ${mib(total)} to ${m.uri} at ${mib(writer.dataBytes / secs)}/s`);
           }
-          const r = writer.send('D', c);
+          const r = writer.sendData(c);
           if (!r) send.touch();
           return r;
-        });
-        await writer.send('E');
+          },
+          { verify: !narHashes },
+        );
+        await writer.endData();
       } finally {
         send.stop();
         stage = `while ${copying} (after ${mib(writer.dataBytes)} of ${mib(total)})`;

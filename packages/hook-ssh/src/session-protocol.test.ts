@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { FrameReader, FrameWriter, SessionProtocolError, encodeFrame, parseHeader, parseHello, parseMissing } from './session-protocol.js';
+import { DATA_FRAME, FrameReader, FrameWriter, SessionProtocolError, encodeFrame, parseHeader, parseHello, parseMissing, parseNarHashes } from './session-protocol.js';
 
 async function* chunks(bufs: Buffer[], size: number): AsyncGenerator<Buffer> {
   const all = Buffer.concat(bufs);
@@ -25,7 +25,7 @@ for (const size of [1, 3, 7, 4096, 1 << 20]) {
     const r = new FrameReader(chunks(stream, size), 'the remote');
     const logs: string[] = [];
     r.onLog = (b) => logs.push(b.toString());
-    assert.deepEqual(parseHello(await r.expect('H', 'first'), 'the remote'), { storeDir: '/s', version: '' });
+    assert.deepEqual(parseHello(await r.expect('H', 'first'), 'the remote'), { storeDir: '/s', version: '', checksNarHashes: false });
     assert.deepEqual(await r.expect('M', 'second'), { missing: [] });
     const got: Buffer[] = [];
     for await (const c of r.data()) got.push(c);
@@ -49,6 +49,32 @@ test('FrameWriter frames what it sends and counts data bytes', async () => {
   for await (const c of r.data()) d.push(c);
   assert.equal(Buffer.concat(d).toString(), 'abc');
   assert.equal(w.dataBytes, 3);
+});
+
+test('export data: small pieces are gathered into frames, big pieces go out as they are', async () => {
+  const sink = new PassThrough();
+  const w = new FrameWriter(sink);
+  const small = Array.from({ length: 3000 }, (_, i) => Buffer.alloc(100, i % 256));
+  const big = Buffer.alloc(DATA_FRAME + 5, 9);
+  const sent: Buffer[] = [];
+  const write = sink.write.bind(sink);
+  sink.write = ((b: Buffer) => (sent.push(b), write(b))) as typeof sink.write;
+  const r = new FrameReader(sink, 't');
+  const got: Buffer[] = [];
+  const reading = (async () => {
+    for await (const c of r.data()) got.push(c);
+  })();
+  for (const c of small.slice(0, 10)) await w.sendData(c);
+  await w.sendData(big);
+  for (const c of small.slice(10)) await w.sendData(c);
+  await w.endData();
+  sink.end();
+  await reading;
+  assert.deepEqual(Buffer.concat(got), Buffer.concat([...small.slice(0, 10), big, ...small.slice(10)]));
+  // 10 small pieces, the big one by itself, then 2990 small ones in frames of >= DATA_FRAME (but the last).
+  assert.deepEqual(got.map((c) => c.length), [1000, big.length, ...Array(Math.floor(299_000 / 262_200)).fill(262_200), 299_000 % 262_200]);
+  assert.ok(sent.includes(big), 'the big piece is written as it is, not copied');
+  assert.equal(w.dataBytes, 1000 + big.length + 299_000);
 });
 
 test('garbage, truncation and wrong frames are refused, naming what came', async () => {
@@ -85,6 +111,22 @@ test('headers, hellos and missing lists from a hostile peer are refused', () => 
   }
   assert.throws(() => parseHello({ v: 1, storeDir: '/s' }, 'r'), /r: speaks session protocol 1, this hook speaks 2/);
   assert.throws(() => parseHello({ v: 2 }, 'r'), /names no store dir/);
+  assert.equal(parseHello({ v: 2, storeDir: '/s', checksNarHashes: true }, 'r').checksNarHashes, true);
+  assert.equal(parseHeader({ ...good, narHashes: true }).narHashes, true);
+  assert.equal(parseHeader(good).narHashes, false);
+  assert.throws(() => parseHeader({ ...good, narHashes: 'yes' }), /narHashes is not true or false/);
+  const h = 'sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s';
+  assert.equal(parseNarHashes({ narHashes: { '/s/a': h } }, ['/s/a'], 'r').get('/s/a')!.toString('base32', true), h);
+  for (const [v, re] of [
+    [{ narHashes: [h] }, /r: narHashes: not an object/],
+    [{ narHashes: {} }, /no hash for '\/s\/a'/],
+    [{ narHashes: { '/s/a': h, '/s/b': h } }, /'\/s\/b' is not one of the missing paths/],
+    [{ narHashes: { '/s/a': 42 } }, /the hash of '\/s\/a' is not a string/],
+    [{ narHashes: { '/s/a': 'sha256:zzz' } }, /the hash of '\/s\/a': /],
+    [{ narHashes: { '/s/a': 'sha1:' + '0'.repeat(40) } }, /is sha1, expected sha256/],
+  ] as const) {
+    assert.throws(() => parseNarHashes(v as Record<string, unknown>, ['/s/a'], 'r'), re);
+  }
   const asked = new Set(['/s/a']);
   assert.deepEqual(parseMissing({ missing: ['/s/a'] }, asked, 'r'), ['/s/a']);
   assert.throws(() => parseMissing({ missing: ['/s/zzz'] }, asked, 'r'), /says it lacks '\/s\/zzz', which the hook never asked about/);

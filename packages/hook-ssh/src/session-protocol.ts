@@ -1,19 +1,22 @@
 // The wire format of a remote build session between the hook and drover on the remote (serve or agent).
 //
 // One byte stream each way, in typed frames: TYPE (1 byte) · u32 LE length · payload.
-//   H  hello, remote → hook, first:   {v, storeDir, version}
+//   H  hello, remote → hook, first:   {v, storeDir, version, checksNarHashes}
 //   M  a JSON message
 //   D  a piece of an export stream;  E  its end
 //   L  build log bytes, remote → hook, at any time
 // A session:
 //   remote → H;  hook → M header {storeDir, drv, outputs, inputs, maxSilentTime}
-//   remote → M {missing} (or {error});  hook → D… E with the missing paths (when any)
+//   remote → M {missing} (or {error});  hook → D… E with the missing paths (when any),
+//   after an M {narHashes: {path: hash}} for them when the header said narHashes: true
+//   (only to a remote whose hello said checksNarHashes: it refuses a NAR whose hash
+//   differs, so the hook need not hash what it sends)
 //   remote → M {imported} (or {error});  remote → L… while building;  remote → M {status}
 //   remote → D… E with the outputs (when status is 0), then the remote ends the session.
 // The hook never ends its side first: end of input there means "stop", and the remote
 // interrupts the build and kills its builders.
 import type { Writable } from 'node:stream';
-import { UsageError } from '@drover/store';
+import { UsageError, parseHash, type Hash } from '@drover/store';
 
 export const SESSION_VERSION = 2;
 
@@ -26,6 +29,8 @@ export interface SessionHeader {
   outputs: string[];
   inputs: string[];
   maxSilentTime: number;
+  /** The NAR hashes of the missing paths come before their export stream. */
+  narHashes?: boolean;
 }
 
 /** A frame or message that breaks the session protocol (from either side). */
@@ -77,7 +82,45 @@ export class FrameWriter {
   message(msg: Record<string, unknown>): Promise<void> | void {
     return this.send('M', JSON.stringify(msg));
   }
+
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+
+  /**
+   * A piece of an export stream: pieces of at least DATA_FRAME bytes go out as they are,
+   * smaller ones (NAR headers, small files) are gathered into frames of about that size.
+   * The importing end pays per piece it gets (a parse step, a write): a stream of small
+   * files sent one frame each cost it nearly twice the CPU of the same bytes in big pieces.
+   */
+  sendData(chunk: Buffer): Promise<void> | void {
+    if (chunk.length >= DATA_FRAME) {
+      const pending = this.flushData();
+      if (pending) return pending.then(() => this.send('D', chunk));
+      return this.send('D', chunk);
+    }
+    this.parts.push(chunk);
+    this.partBytes += chunk.length;
+    if (this.partBytes >= DATA_FRAME) return this.flushData();
+  }
+
+  /** Sends what sendData holds back, then the end of the export stream. */
+  endData(): Promise<void> | void {
+    const pending = this.flushData();
+    if (pending) return pending.then(() => this.send('E'));
+    return this.send('E');
+  }
+
+  private flushData(): Promise<void> | void {
+    if (this.partBytes === 0) return;
+    const b = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partBytes);
+    this.parts = [];
+    this.partBytes = 0;
+    return this.send('D', b);
+  }
 }
+
+/** Size from which a piece of an export stream is a frame of its own (FrameWriter.sendData). */
+export const DATA_FRAME = 256 * 1024;
 
 /**
  * Reads frames from a byte stream without copying large payloads more than once. L frames
@@ -151,33 +194,44 @@ export class FrameReader {
     return true;
   }
 
+  /** The next frame's type and length (its payload still queued); undefined at a clean end of the stream. */
+  private async header(): Promise<{ type: FrameType; n: number } | undefined> {
+    if (!(await this.need(5, ''))) return undefined;
+    const head = this.take(5);
+    const type = head.toString('latin1', 0, 1);
+    const n = head.readUInt32LE(1);
+    if (!TYPES.has(type)) {
+      // Show a line's worth of what came instead: usually a shell start-up file's chatter.
+      // Wait only briefly for the rest of it: a remote that prints a banner and then waits
+      // for input would otherwise hold the hook until the stall timeout.
+      const deadline = Date.now() + 250;
+      while (this.queued < 75 && Date.now() < deadline) {
+        const timer = new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref());
+        if (!(await Promise.race([this.more(), timer]))) break;
+      }
+      const shown = show(Buffer.concat([head, ...this.queue]).subarray(0, 80).toString('latin1'));
+      throw new SessionProtocolError(`${this.what}: '${shown}' is not a session frame (is something else printing on the remote's stdout?)`);
+    }
+    if (n > MAX_FRAME) throw new SessionProtocolError(`${this.what}: a frame of ${n} bytes is larger than ${MAX_FRAME}`);
+    return { type: type as FrameType, n };
+  }
+
+  private async payload(h: { type: FrameType; n: number }): Promise<Buffer> {
+    await this.need(h.n, `a ${h.type} frame of ${h.n} bytes`);
+    return h.n ? this.take(h.n) : Buffer.alloc(0);
+  }
+
   /** The next frame other than L; undefined at a clean end of the stream. */
   async next(): Promise<{ type: FrameType; payload: Buffer } | undefined> {
     for (;;) {
-      if (!(await this.need(5, ''))) return undefined;
-      const head = this.take(5);
-      const type = head.toString('latin1', 0, 1);
-      const n = head.readUInt32LE(1);
-      if (!TYPES.has(type)) {
-        // Show a line's worth of what came instead: usually a shell start-up file's chatter.
-        // Wait only briefly for the rest of it: a remote that prints a banner and then waits
-        // for input would otherwise hold the hook until the stall timeout.
-        const deadline = Date.now() + 250;
-        while (this.queued < 75 && Date.now() < deadline) {
-          const timer = new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref());
-          if (!(await Promise.race([this.more(), timer]))) break;
-        }
-        const shown = show(Buffer.concat([head, ...this.queue]).subarray(0, 80).toString('latin1'));
-        throw new SessionProtocolError(`${this.what}: '${shown}' is not a session frame (is something else printing on the remote's stdout?)`);
-      }
-      if (n > MAX_FRAME) throw new SessionProtocolError(`${this.what}: a frame of ${n} bytes is larger than ${MAX_FRAME}`);
-      await this.need(n, `a ${type} frame of ${n} bytes`);
-      const payload = n ? this.take(n) : Buffer.alloc(0);
-      if (type === 'L') {
+      const h = await this.header();
+      if (!h) return undefined;
+      const payload = await this.payload(h);
+      if (h.type === 'L') {
         this.onLog?.(payload);
         continue;
       }
-      return { type: type as FrameType, payload };
+      return { type: h.type, payload };
     }
   }
 
@@ -196,14 +250,19 @@ export class FrameReader {
     return v as Record<string, unknown>;
   }
 
-  /** The payloads of D frames up to the E frame: an export stream. */
+  /** The payloads of D frames up to the E frame: an export stream, in the frames' pieces. */
   async *data(): AsyncGenerator<Buffer> {
     for (;;) {
-      const f = await this.next();
-      if (!f) throw new SessionProtocolError(`${this.what}: the session ended inside an export stream`);
-      if (f.type === 'E') return;
-      if (f.type !== 'D') throw new SessionProtocolError(`${this.what}: expected a D or E frame inside an export stream, got ${f.type}`);
-      if (f.payload.length) yield f.payload;
+      const h = await this.header();
+      if (!h) throw new SessionProtocolError(`${this.what}: the session ended inside an export stream`);
+      const payload = await this.payload(h);
+      if (h.type === 'L') {
+        this.onLog?.(payload);
+        continue;
+      }
+      if (h.type === 'E') return;
+      if (h.type !== 'D') throw new SessionProtocolError(`${this.what}: expected a D or E frame inside an export stream, got ${h.type}`);
+      if (payload.length) yield payload;
     }
   }
 
@@ -238,14 +297,48 @@ export function parseHeader(v: Record<string, unknown>): SessionHeader {
   if (!isPathIn(v.drv, storeDir) || !v.drv.endsWith('.drv')) throw bad('drv is not a .drv store path');
   const mst = v.maxSilentTime;
   if (typeof mst !== 'number' || !Number.isInteger(mst) || mst < 0) throw bad('maxSilentTime is not a whole number of seconds');
-  return { storeDir, drv: v.drv, outputs: paths('outputs'), inputs: paths('inputs'), maxSilentTime: mst };
+  if (v.narHashes !== undefined && typeof v.narHashes !== 'boolean') throw bad('narHashes is not true or false');
+  return { storeDir, drv: v.drv, outputs: paths('outputs'), inputs: paths('inputs'), maxSilentTime: mst, narHashes: v.narHashes === true };
 }
 
 /** Checks the remote's hello. */
-export function parseHello(v: Record<string, unknown>, what: string): { storeDir: string; version: string } {
+export function parseHello(v: Record<string, unknown>, what: string): Hello {
   if (v.v !== SESSION_VERSION) throw new SessionProtocolError(`${what}: speaks session protocol ${JSON.stringify(v.v)}, this hook speaks ${SESSION_VERSION}`);
   if (typeof v.storeDir !== 'string') throw new SessionProtocolError(`${what}: the hello names no store dir`);
-  return { storeDir: v.storeDir, version: typeof v.version === 'string' ? v.version : '' };
+  return { storeDir: v.storeDir, version: typeof v.version === 'string' ? v.version : '', checksNarHashes: v.checksNarHashes === true };
+}
+
+export interface Hello {
+  storeDir: string;
+  version: string;
+  /** The remote checks each imported NAR against a hash the hook sends (an older remote does not). */
+  checksNarHashes: boolean;
+}
+
+/**
+ * Checks the hook's NAR hashes for the paths the remote asked for: one per missing path,
+ * nothing else, each a sha256 hash.
+ */
+export function parseNarHashes(v: Record<string, unknown>, missing: readonly string[], what: string): Map<string, Hash> {
+  const bad = (msg: string) => new SessionProtocolError(`${what}: narHashes: ${msg}`);
+  const h = v.narHashes;
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) throw bad('not an object of path → hash');
+  const want = new Set(missing);
+  const out = new Map<string, Hash>();
+  for (const [p, s] of Object.entries(h as Record<string, unknown>)) {
+    if (!want.has(p)) throw bad(`'${show(p)}' is not one of the missing paths`);
+    if (typeof s !== 'string') throw bad(`the hash of '${p}' is not a string`);
+    let hash: Hash;
+    try {
+      hash = parseHash(s, 'sha256');
+    } catch (e) {
+      throw bad(`the hash of '${p}': ${(e as Error).message}`);
+    }
+    out.set(p, hash);
+  }
+  const lacking = missing.find((p) => !out.has(p));
+  if (lacking) throw bad(`no hash for '${lacking}'`);
+  return out;
 }
 
 /** Checks the remote's list of missing inputs: only paths the hook asked about. */

@@ -105,6 +105,11 @@ export function sshArgs(stateDir: string, m: Machine, s: HookSettings, opts: { l
   if (m.port !== undefined) a.push('-p', String(m.port));
   if (opts.logFile) a.push('-E', opts.logFile);
   a.push(...s.sshOpts);
+  // After the user's options: for ssh the first value given wins, so DROVER_SSHOPTS can
+  // say otherwise. Store paths are mostly compressed or binary, and a farm's link is fast:
+  // compression would cost more CPU than the bytes it saves.
+  o('Compression=no');
+  if (s.ciphers) o(`Ciphers=${s.ciphers}`);
   a.push('--', m.sshHost);
   return a;
 }

@@ -236,6 +236,13 @@ export class SshMachine {
     return fs.readdirSync(this.storeBacking).filter((n) => !n.endsWith('.lock'));
   }
 
+  /** Empties this machine's store and validity DB (nothing may be running on it), so the next copy sends everything again. */
+  clearStore(): void {
+    spawnSync('chmod', ['-R', 'u+w', this.storeBacking]);
+    for (const n of fs.readdirSync(this.storeBacking)) fs.rmSync(path.join(this.storeBacking, n), { recursive: true, force: true });
+    fs.rmSync(path.join(this.stateBacking, 'db'), { recursive: true, force: true });
+  }
+
   /** A machines-file line for this machine, with the farm's key and this machine's host key pinned. */
   line(o: MachineLineOptions = {}): string {
     const opts = Object.entries(o.uriOptions ?? {})

@@ -15,6 +15,7 @@ export * from './hash-pool.js';
 export * from './export-format.js';
 export * from './export.js';
 export * from './import.js';
+export * from './fd-chunks.js';
 export * from './query.js';
 export * from './verify.js';
 export * from './failed-paths.js';

@@ -26,6 +26,7 @@ export const OPTIONS: readonly Opt[] = [
   { name: 'timeout', type: 'number', key: 'timeout', describe: 'kill a build running this many seconds (0: never)' },
   { name: 'build-hook', type: 'string', key: 'buildHook', describe: 'hook program (and arguments) to hand builds to [env DROVER_BUILD_HOOK]' },
   { name: 'hook-timeout', type: 'number', key: 'hookTimeout', describe: 'seconds to wait for the hook to answer a request [default: 300]' },
+  { name: 'hook-requests', type: 'number', key: 'hookRequests', describe: 'hook requests in flight at once, each to its own hook process [env DROVER_HOOK_REQUESTS] [default: 4]' },
   { name: 'print-build-trace', type: 'boolean', key: 'printBuildTrace', describe: 'print @ trace lines on stderr' },
   { name: 'print-build-logs', alias: 'L', type: 'boolean', key: 'printBuildLogs', describe: 'stream build logs to stderr, prefixed with the name' },
   { name: 'sandbox', type: 'string', choices: ['auto', 'bwrap', 'none'], key: 'sandbox', describe: 'sandbox builds with bubblewrap [env DROVER_SANDBOX] [default: auto]' },

@@ -13,6 +13,7 @@ export interface BuildFlags {
   timeout?: number;
   buildHook?: string;
   hookTimeout?: number;
+  hookRequests?: number;
   printBuildTrace?: boolean;
   printBuildLogs?: boolean;
   sandbox?: string;
@@ -30,6 +31,20 @@ function count(v: number | undefined, flag: string, dflt: number): number {
   if (!Number.isInteger(v) || v < 0) throw new UsageError(`${flag} must be a whole number >= 0, got '${v}'`);
   return v;
 }
+
+/** Hook requests in flight at once: the flag, else DROVER_HOOK_REQUESTS, else HOOK_REQUESTS. */
+function hookRequests(flag: number | undefined, env: string | undefined): number {
+  if (flag !== undefined) {
+    if (!Number.isInteger(flag) || flag < 1) throw new UsageError(`--hook-requests must be a whole number >= 1, got '${flag}'`);
+    return flag;
+  }
+  if (env === undefined || env === '') return HOOK_REQUESTS;
+  if (!/^[1-9]\d*$/.test(env)) throw new UsageError(`environment variable DROVER_HOOK_REQUESTS='${env}' is not a whole number >= 1`);
+  return Number(env);
+}
+
+/** Default hook requests in flight: enough to overlap hook start-ups, few enough not to crowd the machine with hooks that postpone. */
+export const HOOK_REQUESTS = 4;
 
 /** Splits repeated and space-separated list flags into words. */
 function words(v: string[] | undefined): string[] {
@@ -56,6 +71,7 @@ export function resolveBuildOptions(f: BuildFlags, env: NodeJS.ProcessEnv, stder
     timeout: count(f.timeout, '--timeout', 0),
     buildHook: hookWords,
     hookReplyTimeout: count(f.hookTimeout, '--hook-timeout', 300) || 300,
+    hookRequests: hookRequests(f.hookRequests, env.DROVER_HOOK_REQUESTS),
     printBuildTrace: f.printBuildTrace ?? false,
     printBuildLogs: f.printBuildLogs ?? false,
     sandbox,

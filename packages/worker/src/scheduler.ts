@@ -33,6 +33,12 @@ export interface BuildOptions {
   /** Hook program and leading arguments; undefined = build locally. */
   buildHook: readonly string[] | undefined;
   hookReplyTimeout: number;
+  /**
+   * Hook requests in flight at once, each to its own hook process. A fresh hook's start-up
+   * (a process, often a runtime) sits between one accepted build and the next request: with
+   * more than one in flight, those start-ups overlap each other and the running builds.
+   */
+  hookRequests: number;
   printBuildTrace: boolean;
   printBuildLogs: boolean;
   sandbox: SandboxMode;
@@ -74,8 +80,10 @@ export class Scheduler {
   private readonly jobs = new Set<Job>();
   private localRunning = 0;
   private lockWaits = 0;
-  private hook: HookInstance | undefined;
-  private hookBusy = false;
+  /** Hooks that answered decline or postpone: alive, free for the next request. */
+  private readonly idleHooks: HookInstance[] = [];
+  /** Hook requests waiting for their reply. */
+  private asking = 0;
   private postponeTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private fatal: unknown;
@@ -127,7 +135,7 @@ export class Scheduler {
     } catch (e) {
       this.fatal ??= e;
     }
-    await this.hook?.close();
+    await Promise.all(this.idleHooks.splice(0).map((h) => h.close()));
     this.cleanupSandbox();
     this.buildDirs.close();
     this.spawner?.close();
@@ -201,7 +209,7 @@ export class Scheduler {
       while (!this.stopping && head < this.ready.length) {
         const g = this.ready[head]!;
         if (this.useHook(g)) {
-          if (this.hookBusy) break;
+          if (this.asking >= Math.max(1, this.opts.hookRequests)) break;
         } else if (!this.canBuildLocally(g)) {
           head++;
           this.fail(g, this.unsupported(g, false));
@@ -232,7 +240,7 @@ export class Scheduler {
   private checkDone(): void {
     if (!this.finish) return;
     // Waits for other processes' locks cannot be cancelled; a stopping run leaves them.
-    if (this.jobs.size > 0 || this.hookBusy || (this.lockWaits > 0 && !this.stopping)) return;
+    if (this.jobs.size > 0 || this.asking > 0 || (this.lockWaits > 0 && !this.stopping)) return;
     if (!this.stopping && (this.ready.length > 0 || this.postponed.length > 0 || this.slotWait.length > 0)) return;
     if (!this.stopping) {
       // Nothing runs and nothing waits: any goal still open waits for an input that never
@@ -314,9 +322,12 @@ export class Scheduler {
 
   // ---- the hook --------------------------------------------------------------------------
 
-  private getHook(): HookInstance {
-    if (this.hook && (this.hook.child.exitCode !== null || this.hook.child.signalCode !== null)) this.hook = undefined;
-    this.hook ??= new HookInstance({
+  /** An idle hook that is still alive, else a fresh one. */
+  private takeHook(): HookInstance {
+    for (let h = this.idleHooks.pop(); h; h = this.idleHooks.pop()) {
+      if (h.child.exitCode === null && h.child.signalCode === null) return h;
+    }
+    return new HookInstance({
       command: this.opts.buildHook!,
       thisSystem: this.opts.thisSystem,
       maxSilentTime: this.opts.maxSilentTime,
@@ -325,36 +336,35 @@ export class Scheduler {
       env: { ...process.env, DROVER_STORE_DIR: this.store.storeDir, DROVER_STATE_DIR: this.store.stateDir },
       stderr: this.opts.stderr,
     });
-    return this.hook;
   }
 
   private async askHook(g: Goal): Promise<void> {
     g.state = 'asking';
-    this.hookBusy = true;
-    const hook = this.getHook();
+    this.asking++;
+    const hook = this.takeHook();
     const amWilling = this.localRunning < this.opts.maxJobs && this.canBuildLocally(g);
     let reply;
     try {
       reply = await hook.request({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
     } catch (e) {
-      this.hookBusy = false;
+      this.asking--;
       hook.kill();
-      if (this.hook === hook) this.hook = undefined;
       this.releaseLocks(g);
       const he = e instanceof HookError ? e : new HookError((e as Error).message, 0);
       this.fail(g, { kind: 'hook', status: he.status, message: `build hook failed for '${g.drvPath}': ${he.message}` });
       this.pump();
       return;
     }
-    this.hookBusy = false;
+    this.asking--;
+    if (reply !== 'accept') this.idleHooks.push(hook);
     if (this.stopping) {
+      if (reply === 'accept') hook.kill();
       this.releaseLocks(g);
       this.checkDone();
       return;
     }
     if (reply === 'accept') {
-      // This hook process now belongs to this build; the next request gets a fresh one.
-      this.hook = undefined;
+      // This hook process now belongs to this build; the next request gets an idle or a fresh one.
       void this.runRemote(g, hook);
     } else if (reply === 'postpone') {
       this.releaseLocks(g);

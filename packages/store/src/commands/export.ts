@@ -1,8 +1,8 @@
 // drover-store export / import: closures as Nix export streams on stdout and stdin.
-import fs from 'node:fs';
 import { UsageError } from '../errors.js';
 import { exportPaths } from '../export.js';
 import { importPaths } from '../import.js';
+import { fdChunks } from '../fd-chunks.js';
 import { resolveStorePath } from '../query.js';
 import { defineCommand, out, withStore, pathsFrom } from './common.js';
 import { megabytes, progressLine } from './progress.js';
@@ -46,9 +46,8 @@ export const importCommand = defineCommand<Record<string, never>>({
   handler: async (argv) => {
     const progress = progressLine();
     const paths = await withStore(argv, (store) =>
-      // 1 MiB reads: fewer, larger chunks through the parser and into the files than
-      // process.stdin's 64 KiB (when stdin is a file; a pipe gives what it holds).
-      importPaths(store, fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20, autoClose: false }), {
+      // Big chunks from a file, a pipe or a socket alike, without a copy per read (fd-chunks.ts).
+      importPaths(store, fdChunks(0), {
         what: 'standard input',
         onProgress: (p) => progress.update(`importing: ${p.paths} paths, ${megabytes(p.bytes)}`),
       }),

@@ -1,6 +1,7 @@
 // Benchmark of the validity registrar: register-validity, load-db, -qR, export and import,
 // drover against nix-store on the same data in the same run. DROVER_BENCH_SCALE shrinks it.
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -168,12 +169,16 @@ const tenth = path.join(root, 'export-tenth');
 const tenthList = input('x-tenth', xSet.paths.slice(0, Math.max(1, Math.floor(bigPaths / 10))).join('\n') + '\n');
 measure(`${drover(xStore, xDrover, 'export -')} < ${sq(tenthList)} > ${sq(tenth)}`);
 removeTree(xStore);
+spawnSync('sync');
 const importRun = (cmd: (state: string) => string, env: (state: string) => NodeJS.ProcessEnv = () => ({}), file = stream) =>
   best(3, () => {
     const state = freshState();
     const m = measure(`${cmd(state)} < ${sq(file)} > /dev/null`, env(state));
     removeTree(xStore);
     removeTree(state);
+    // Untimed: the file system's write-back of the run just removed (and its discards) is
+    // not the next run's work; without this the next run's creates and syncs wait on it.
+    spawnSync('sync');
     return m;
   });
 rows.push({

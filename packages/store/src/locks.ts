@@ -48,9 +48,18 @@ export class FileLock {
   }
 }
 
+const LOCK_FLAGS = fs.constants.O_RDWR | fs.constants.O_CREAT;
+
 function openLockFile(file: string): number {
+  // The directory is there nearly always (an import locks a thousand paths in the store dir):
+  // make it only when the open says it is missing.
+  try {
+    return fs.openSync(file, LOCK_FLAGS, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  return fs.openSync(file, LOCK_FLAGS, 0o600);
 }
 
 function tryFlock(fd: number, mode: LockMode): boolean {

@@ -1,9 +1,9 @@
 // drover-store's command line: parses argv, calls the library, maps errors to exit codes.
 import { runMain, UsageError } from './errors.js';
 import { protectDash, restoreDash } from './stdin-dash.js';
-import { parseFast } from './fast-argv.js';
+import { commandName, parseFast } from './fast-argv.js';
 import { exitState } from './commands/common.js';
-import { COMMANDS } from './commands/all.js';
+import { COMMANDS, loadAllCommands } from './commands/all.js';
 
 const TOOL = 'drover-store';
 
@@ -14,7 +14,8 @@ const GLOBALS = {
 
 async function main(): Promise<number> {
   const args = protectDash(process.argv.slice(2));
-  const fast = parseFast(args, COMMANDS, GLOBALS);
+  const named = COMMANDS.find((c) => c.name === commandName(args, GLOBALS));
+  const fast = named && parseFast(args, [await named.load()], GLOBALS);
   if (fast) {
     restoreDash(fast.argv);
     await fast.command.handler(fast.argv as never);
@@ -28,7 +29,7 @@ async function main(): Promise<number> {
     .usage('$0 <command> [options]\n\nThe drover store: NAR archives, Nix hashes and store paths, .drv files, and the validity DB.')
     .option('store-dir', { ...GLOBALS['store-dir'], global: true })
     .option('state-dir', { ...GLOBALS['state-dir'], global: true });
-  for (const c of COMMANDS) cli = cli.command(c);
+  for (const c of await loadAllCommands()) cli = cli.command(c);
   await cli
     .demandCommand(1, 'name a command; see --help')
     .strict()

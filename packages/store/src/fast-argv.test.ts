@@ -2,10 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseFast } from './fast-argv.js';
-import { COMMANDS } from './commands/all.js';
+import { loadAllCommands } from './commands/all.js';
 import { protectDash } from './stdin-dash.js';
 
 const GLOBALS = { 'store-dir': { type: 'string' }, 'state-dir': { type: 'string' } };
+const COMMANDS = await loadAllCommands();
 const fast = (...args: string[]) => parseFast(protectDash(args), COMMANDS, GLOBALS);
 
 test('plain command lines parse without yargs, with options, aliases, defaults and globals', () => {

@@ -74,22 +74,35 @@ export interface FastParse {
 }
 
 /**
- * Parses `args` for one of `commands` with the global options, or returns undefined when
- * yargs should: the caller then runs yargs on the same arguments.
+ * Where the command word stands in a plain command line (after any global options), or
+ * undefined when the line is yargs' to parse (help, version, an option that is not global).
  */
-export function parseFast(args: readonly string[], commands: readonly Command[], globals: Record<string, OptionSpec>): FastParse | undefined {
+function commandAt(args: readonly string[], globals: Record<string, OptionSpec>): number | undefined {
   if (args.some((a) => a === '--help' || a === '-h' || a === '--version' || a === '--')) return undefined;
-  // Global options may stand before the command.
-  const pre: string[] = [];
   let i = 0;
   while (i < args.length && args[i]!.startsWith('--')) {
     const name = args[i]!.slice(2).split('=')[0]!;
     if (!(name in globals)) return undefined;
-    pre.push(args[i]!);
-    if (!args[i]!.includes('=')) pre.push(args[++i] ?? '');
+    if (!args[i]!.includes('=')) i++;
     i++;
   }
-  const name = args[i];
+  return i < args.length ? i : undefined;
+}
+
+/** The command a plain command line names, for loading just that command's module. */
+export function commandName(args: readonly string[], globals: Record<string, OptionSpec>): string | undefined {
+  const at = commandAt(args, globals);
+  return at === undefined ? undefined : args[at];
+}
+
+/**
+ * Parses `args` for one of `commands` with the global options, or returns undefined when
+ * yargs should: the caller then runs yargs on the same arguments.
+ */
+export function parseFast(args: readonly string[], commands: readonly Command[], globals: Record<string, OptionSpec>): FastParse | undefined {
+  const at = commandAt(args, globals);
+  if (at === undefined) return undefined;
+  const name = args[at];
   const command = commands.find((c) => typeof c.command === 'string' && c.command.split(' ')[0] === name);
   if (!command || typeof command.command !== 'string') return undefined;
   try {
@@ -101,7 +114,7 @@ export function parseFast(args: readonly string[], commands: readonly Command[],
       if (aliases.some((a) => a.length !== 1)) return undefined;
       options[n] = { type: s.type === 'boolean' ? 'boolean' : 'string', ...(aliases[0] ? { short: aliases[0] } : {}), ...(s.array ? { multiple: true } : {}) };
     }
-    const parsed = parseArgs({ args: [...pre, ...args.slice(i + 1)], options, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args: [...args.slice(0, at), ...args.slice(at + 1)], options, allowPositionals: true, strict: true });
     const argv: Record<string, unknown> = { _: [name], $0: 'drover-store' };
     for (const [n, s] of specs) {
       let v: unknown = (parsed.values as Record<string, unknown>)[n];

@@ -1,6 +1,6 @@
 // What every drover-store command shares: global options, the store they name, output.
 import type { Argv, CommandModule } from 'yargs';
-import { Store } from '../store.js';
+import type { Store } from '../store.js';
 import { UsageError } from '../errors.js';
 
 export interface GlobalArgs {
@@ -29,13 +29,11 @@ export function defineCommand<A>(c: {
 /** Exit code a handler asks for (yargs handlers cannot return one). */
 export const exitState = { code: 0 };
 
-export function storeOf(argv: GlobalArgs): Store {
-  return new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'] });
-}
-
 /** Runs `fn` with the store named by argv, closing its DB however `fn` ends. */
 export async function withStore<T>(argv: GlobalArgs, fn: (store: Store) => Promise<T> | T): Promise<T> {
-  const store = storeOf(argv);
+  // Loaded here: dump, restore and hash never open a store.
+  const { Store } = await import('../store.js');
+  const store = new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'] });
   try {
     return await fn(store);
   } finally {

@@ -4,7 +4,8 @@
 // scheduler in this process, and streams the outputs back. The end of its input means the
 // hook or its connection is gone: the build is interrupted and its builders are killed.
 import type { Writable } from 'node:stream';
-import { Store, exportPaths, importPaths, removeTree, type Hash, type StoreConfig, type StoreDb, type ValidPathInfo } from '@drover/store';
+import { Store, exportPaths, importPaths, type Hash, type StoreConfig } from '@drover/store';
+import { GuardedStore } from './remote-ops.js';
 import { Scheduler, resolveBuildOptions } from '@drover/worker';
 import { FrameReader, FrameWriter, SESSION_VERSION, parseHeader, parseNarHashes } from './session-protocol.js';
 import { PrefixStripper } from './log-prefix.js';
@@ -44,7 +45,7 @@ export async function runSession(io: SessionIo): Promise<number> {
         if (header.narHashes) {
           const f = await reader.next();
           if (!f || f.type !== 'M') throw new Error(`expected the NAR hashes of the missing paths, got ${f ? `a ${f.type} frame` : 'the end of the session'}`);
-          target = new HashCheckingStore(store, parseNarHashes(JSON.parse(f.payload.toString('utf8')) as Record<string, unknown>, missing, 'the session from the hook'), what);
+          target = hashCheckingStore(store, parseNarHashes(JSON.parse(f.payload.toString('utf8')) as Record<string, unknown>, missing, 'the session from the hook'), what);
         }
         let got: string[];
         try {
@@ -110,30 +111,17 @@ export async function runSession(io: SessionIo): Promise<number> {
  * whose hash differs (a path that rotted on the hook's disk, a stream damaged on the way) is
  * refused before anything is registered, as the hook's own export would have refused it.
  */
-class HashCheckingStore extends Store {
-  constructor(
-    private readonly base: Store,
-    private readonly expected: ReadonlyMap<string, Hash>,
-    private readonly what: string,
-  ) {
-    super({ storeDir: base.storeDir, stateDir: base.stateDir });
-  }
-  /** The base's connection: opening a second DB per session costs more than a small import. */
-  override get db(): StoreDb {
-    return this.base.db;
-  }
-  override close(): void {}
-  override async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
-    for (const { info } of items) {
-      const want = this.expected.get(info.path);
+function hashCheckingStore(base: Store, expected: ReadonlyMap<string, Hash>, what: string): GuardedStore {
+  return new GuardedStore(base, (infos) => {
+    for (const info of infos) {
+      const want = expected.get(info.path);
       if (want && want.equals(info.narHash)) continue;
-      for (const i of items) removeTree(i.tmp);
-      throw new Error(
+      return new Error(
         want
-          ? `${this.what}: the contents of '${info.path}' hash to '${info.narHash.toString('base32', true)}', not '${want.toString('base32', true)}' as the hook's store says; nothing was registered`
-          : `${this.what}: holds '${info.path}', which the hook sent no hash for; nothing was registered`,
+          ? `${what}: the contents of '${info.path}' hash to '${info.narHash.toString('base32', true)}', not '${want.toString('base32', true)}' as the hook's store says; nothing was registered`
+          : `${what}: holds '${info.path}', which the hook sent no hash for; nothing was registered`,
       );
     }
-    return super.commitPaths(items);
-  }
+    return undefined;
+  });
 }

@@ -7,7 +7,7 @@ import { engineFor } from './remote-engine.js';
 import { startSsh, type SshProcess } from './ssh.js';
 import { FrameReader, FrameWriter, SessionProtocolError, parseHello, parseMissing, type Hello, type SessionHeader } from './session-protocol.js';
 import { connectSocket, linkAgent, localAgentSocket } from './agent-link.js';
-import { ExpectingStore, RemoteError, SSH_FAILED, StallWatch, logSink, mib, sshFailure, type BuildOutcome, type RemoteContext, type UploadResult } from './remote-ops.js';
+import { expectingStore, RemoteError, SSH_FAILED, StallWatch, logSink, mib, sshFailure, type BuildOutcome, type RemoteContext, type UploadResult } from './remote-ops.js';
 
 /** A byte stream each way to the remote end, and how to end it and learn why it ended. */
 export interface Transport {
@@ -166,7 +166,7 @@ export async function runRemoteBuild(
     w.start();
     return w;
   };
-  const guard = new ExpectingStore(store, new Set(req.outputs), `the output stream from ${m.uri}`);
+  const guard = expectingStore(store, new Set(req.outputs), `the output stream from ${m.uri}`);
   let up: UploadResult = { paths: 0, bytes: 0, ms: 0 };
   let w = watch();
   try {

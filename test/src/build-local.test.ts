@@ -241,6 +241,7 @@ test('bad input: exit 2, the problem named, the store unchanged', async () => {
     [[`${e.t.storeDir}/garbage.drv`], /does not start with a 32-character/],
     [[`${e.t.storeDir}/00000000000000000000000000000000-missing.drv`], /does not exist|not valid/],
     [['--max-jobs', '-3', 'x.drv'], /--max-jobs/],
+    [['--max-silent-time', 'soon', 'x.drv'], /--max-silent-time must be a number, got 'soon'/],
     [['--sandbox', 'maybe', 'x.drv'], /sandbox/i],
     [[], /at least one derivation/],
   ];

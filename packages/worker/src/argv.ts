@@ -62,7 +62,11 @@ function toParsed(values: Values, positionals: readonly (string | number)[]): Pa
     if (v === undefined) continue;
     // A flag given twice: the last one wins, as in most tools (lists keep every value).
     if (Array.isArray(v) && o.type !== 'array') v = v[v.length - 1];
-    if (o.type === 'number') v = typeof v === 'number' ? v : Number(v);
+    if (o.type === 'number' && typeof v !== 'number') {
+      // Name what was typed: Number('abc') would reach the checks as NaN.
+      if (!/^\s*-?\d+(\.\d+)?\s*$/.test(String(v))) throw new UsageError(`--${o.name} must be a number, got '${String(v)}'`);
+      v = Number(v);
+    }
     if (o.type === 'array') v = (Array.isArray(v) ? v : [v]).map(String);
     if (o.choices && !o.choices.includes(String(v))) throw new UsageError(`--${o.name} must be one of ${o.choices.join(', ')}, got '${String(v)}'`);
     if (o.key === 'storeDir') storeDir = String(v);
@@ -81,12 +85,14 @@ export function parseFast(argv: readonly string[]): ParsedArgs | undefined {
     if (o.type === 'array') continue;
     options[o.name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.alias ? { short: o.alias } : {}), ...(o.type === 'boolean' ? {} : { multiple: true }) };
   }
+  let parsed: ReturnType<typeof parseArgs>;
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
-    return toParsed(values as Values, positionals);
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch {
     return undefined;
   }
+  // Outside the try: a bad value is the user's error to hear about, not yargs' to parse again.
+  return toParsed(parsed.values as Values, parsed.positionals);
 }
 
 /** The full parse with yargs: --help, list options, and its error messages. */
@@ -104,7 +110,9 @@ export async function parseWithYargs(argv: readonly string[]): Promise<ParsedArg
     .wrap(Math.min(100, process.stdout.columns ?? 100));
   for (const o of OPTIONS) {
     y = y.option(o.name, {
-      type: o.type,
+      // Numbers are left untyped: yargs still reads '12' as 12, but passes 'abc' as typed, so
+      // that the error can quote it (with type number it would pass NaN).
+      ...(o.type === 'number' ? { requiresArg: true } : { type: o.type }),
       describe: o.describe,
       ...(o.alias ? { alias: o.alias } : {}),
       ...(o.choices ? { choices: o.choices } : {}),

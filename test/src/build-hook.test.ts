@@ -160,6 +160,34 @@ test('hook requests in flight at once: the next request goes to another hook bef
   assert.equal(lines.filter((l) => l.startsWith('req')).length, 2, lines.join('\n'));
 });
 
+test('parallel requests promise each free local slot once: declined goals build, none is left waiting', async () => {
+  // Machines "busy" for the first 0.7 s: the hook declines a request that says a local slot
+  // is free and postpones one that says none is, then accepts everything.
+  const t0 = path.join(e.dir, 'busy-since');
+  fs.rmSync(t0, { force: true });
+  const h = hook(
+    'busy-then-free.sh',
+    `  now=$(date +%s%N); [ -f ${t0} ] || echo $now > ${t0}
+  if [ $(( now - $(cat ${t0}) )) -lt 700000000 ]; then
+    if [ "$am" = 1 ]; then echo "# decline" >&2; else echo "# postpone" >&2; fi
+    continue
+  fi
+  echo "# accept" >&2
+${READ_PATHS}
+  for o in $outputs; do echo remote > $o; done
+  exit 0`,
+  );
+  const drvs = await Promise.all([0, 1, 2, 3].map((i) => e.drv({ name: `one-slot-${i}`, cmd: `/bin/sleep 1.5; echo local > $out` })));
+  const { child, result } = e.start(['--sandbox', 'none', '--build-hook', h, '-j', '1', '--hook-requests', '4', ...drvs.map((d) => d.drv)]);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const r = await result;
+  clearTimeout(timer);
+  assert.equal(r.code, 0, `drover-build hung or failed: ${r.stderr}`);
+  const built = drvs.map((d) => (e.isValid(d.out.out!) ? fs.readFileSync(d.out.out!, 'utf8').trim() : 'missing'));
+  // One built locally (declined while the machines were busy); the rest waited and went remote.
+  assert.deepEqual(built.sort(), ['local', 'remote', 'remote', 'remote'], logged().join('\n'));
+});
+
 test('--hook-requests 1 asks one hook at a time (and DROVER_HOOK_REQUESTS is checked)', async () => {
   const a = await e.drv({ name: 'serial-a', cmd: 'exit 1' });
   const b = await e.drv({ name: 'serial-b', cmd: 'exit 1' });

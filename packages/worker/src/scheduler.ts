@@ -84,6 +84,12 @@ export class Scheduler {
   private readonly idleHooks: HookInstance[] = [];
   /** Hook requests waiting for their reply. */
   private asking = 0;
+  /**
+   * Requests in flight that told the hook a local slot is free (AM_WILLING 1): each promise
+   * holds a slot, or several parallel requests would all promise the same one, and the goals
+   * the hook declines would queue for slots that were never free.
+   */
+  private willingInFlight = 0;
   private postponeTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private fatal: unknown;
@@ -205,6 +211,12 @@ export class Scheduler {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      // A goal waits for a slot only while none is free: one that was handed a slot and went
+      // to the hook instead must not leave the others waiting for a build that never ends.
+      if (this.slotWait.length > 0 && this.localRunning + this.willingInFlight < this.opts.maxJobs) {
+        const waiting = this.slotWait.splice(0);
+        for (let i = waiting.length - 1; i >= 0; i--) this.enqueue(waiting[i]!, true);
+      }
       let head = 0;
       while (!this.stopping && head < this.ready.length) {
         const g = this.ready[head]!;
@@ -342,12 +354,14 @@ export class Scheduler {
     g.state = 'asking';
     this.asking++;
     const hook = this.takeHook();
-    const amWilling = this.localRunning < this.opts.maxJobs && this.canBuildLocally(g);
+    const amWilling = this.localRunning + this.willingInFlight < this.opts.maxJobs && this.canBuildLocally(g);
+    if (amWilling) this.willingInFlight++;
     let reply;
     try {
       reply = await hook.request({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
     } catch (e) {
       this.asking--;
+      if (amWilling) this.willingInFlight--;
       hook.kill();
       this.releaseLocks(g);
       const he = e instanceof HookError ? e : new HookError((e as Error).message, 0);
@@ -356,6 +370,7 @@ export class Scheduler {
       return;
     }
     this.asking--;
+    if (amWilling) this.willingInFlight--;
     if (reply !== 'accept') this.idleHooks.push(hook);
     if (this.stopping) {
       if (reply === 'accept') hook.kill();

@@ -178,21 +178,6 @@ export async function dumpToFd(root: PathLike, fd: number, opts: DumpOptions = {
   return dumpNarToFd(root, fd, opts);
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-/** write(2) until done; a non-blocking pipe (EAGAIN) is waited on, not treated as an error. */
-export function writeAllSync(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(fd, buf, off, buf.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(sleeper, 0, 0, 1);
-    }
-  }
-}
-
 /** What the NAR parser tells its consumer; names are raw bytes, validated before the call. */
 export interface NarVisitor {
   directory(path: Buffer[]): void | Promise<void>;

@@ -1,17 +1,18 @@
-// Tests for the two-reader dump: the same bytes as the plain walk whoever reads what, and
-// files that change under it are errors, not silently wrong archives.
+// Tests for the dump through the native writer: the same bytes as the plain walk into files,
+// pipes and appending files, and files that change under it are errors, not wrong archives.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { STORE_BIN, run, tempStore } from './testing.js';
-import { dumpNarToFd, writevAllSync } from './nar-dump.js';
+import { spawnSync } from 'node:child_process';
+import { dumpNarToFd } from './nar-dump.js';
 import { narChunks } from './nar.js';
 import { DroverError, NarFormatError } from './errors.js';
 
 /**
- * Many small files (so the thread starts), files cut into several 1 MiB jobs, empty and
+ * Many small files (several batches), big files, empty and
  * executable files, symlinks, deep and empty dirs, and names whose byte order is not their
  * string order or that are not UTF-8 at all.
  */
@@ -41,10 +42,12 @@ function makeTree(dir: string): void {
   fs.writeFileSync(path.join(utf, 'plain'), 'plain');
 }
 
-function dumpToFile(s: { dir: string }, root: string, opts: Parameters<typeof dumpNarToFd>[2]): Promise<Buffer> {
+function dumpToFile(s: { dir: string }, root: string, flags = 'w'): Promise<Buffer> {
   const out = path.join(s.dir, `out-${Math.random()}`);
-  const fd = fs.openSync(out, 'w');
-  return dumpNarToFd(root, fd, opts)
+  // An appending file takes no sendfile(2): the writer copies through memory instead.
+  if (flags === 'a') fs.writeFileSync(out, '');
+  const fd = fs.openSync(out, flags);
+  return dumpNarToFd(root, fd)
     .then((n) => {
       const b = fs.readFileSync(out);
       assert.equal(n, b.length, 'returned size is the bytes written');
@@ -53,33 +56,50 @@ function dumpToFile(s: { dir: string }, root: string, opts: Parameters<typeof du
     .finally(() => fs.closeSync(fd));
 }
 
-test('the two-reader dump writes the plain walk’s bytes, whoever reads what', async (t) => {
+test('the dump writes the plain walk’s bytes to a file, an appending file and a pipe', async (t) => {
   const s = tempStore();
   t.after(s.cleanup);
   const tree = path.join(s.dir, 'tree');
   makeTree(tree);
   const expected = Buffer.concat([...narChunks(tree)]);
-  for (const opts of [{}, { threadAfter: 0 }, { threadAfter: 0, readOnMain: false }, { threadAfter: Infinity }]) {
-    for (let i = 0; i < 3; i++) assert.ok((await dumpToFile(s, tree, opts)).equals(expected), `${JSON.stringify(opts)} run ${i}`);
+  for (const flags of ['w', 'a']) {
+    for (let i = 0; i < 2; i++) assert.ok((await dumpToFile(s, tree, flags)).equals(expected), `opened '${flags}', run ${i}`);
   }
-  // One big file alone is cut into jobs too.
-  const big = path.join(tree, 'big-odd');
-  assert.ok((await dumpToFile(s, big, { threadAfter: 0 })).equals(Buffer.concat([...narChunks(big)])));
+  for (const one of ['big-odd', 'empty', 'link', 'empty-dir']) {
+    const p = path.join(tree, one);
+    assert.ok((await dumpToFile(s, p)).equals(Buffer.concat([...narChunks(p)])), one);
+  }
   const r = run(STORE_BIN, ['dump', tree]);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdoutBytes.equals(expected), 'the CLI through a pipe');
+  // Appending stdout (`>>`), which sendfile(2) refuses.
+  const appended = path.join(s.dir, 'appended');
+  fs.writeFileSync(appended, 'before;');
+  const sh = spawnSync('sh', ['-c', `"$0" dump "$1" >> "$2"`, STORE_BIN, tree, appended], { encoding: 'buffer' });
+  assert.equal(sh.status, 0, sh.stderr.toString());
+  assert.ok(fs.readFileSync(appended).equals(Buffer.concat([Buffer.from('before;'), expected])), 'the CLI appending to a file');
+});
+
+test('a reader that leaves early ends the dump quietly, as `head` expects', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const tree = path.join(s.dir, 'tree');
+  makeTree(tree);
+  const sh = spawnSync('sh', ['-c', '"$0" dump "$1" | head -c 100 | wc -c', STORE_BIN, tree], { encoding: 'utf8' });
+  assert.equal(sh.stdout.trim(), '100');
+  assert.equal(sh.stderr, '');
 });
 
 // A sysfs attribute: lstat says 4096 bytes, reading gives a few. Exactly a file that shrank.
 const SHRINKING = '/sys/devices/system/cpu/online';
 
-test('a file shorter than its lstat is an error from either reader, never padding', async (t) => {
+test('a file shorter than its lstat is an error, never padding', async (t) => {
   const s = tempStore();
   t.after(s.cleanup);
   assert.equal(fs.lstatSync(SHRINKING).size, 4096);
-  for (const opts of [{ threadAfter: Infinity }, { threadAfter: 0, readOnMain: false }]) {
-    await assert.rejects(dumpToFile(s, SHRINKING, opts), (e: Error) => {
-      assert.ok(e instanceof NarFormatError, `${JSON.stringify(opts)}: ${e}`);
+  for (const flags of ['w', 'a']) {
+    await assert.rejects(dumpToFile(s, SHRINKING, flags), (e: Error) => {
+      assert.ok(e instanceof NarFormatError, `${flags}: ${e}`);
       assert.match(e.message, /^file '\/sys\/devices\/system\/cpu\/online' changed size while being archived$/);
       return true;
     });
@@ -92,13 +112,13 @@ test('a file shorter than its lstat is an error from either reader, never paddin
 // Write-only sysfs attribute: its open for reading fails (EACCES) even for root.
 const UNREADABLE = '/sys/bus/cpu/drivers_probe';
 
-test('a file that cannot be read is an I/O error (exit 1) naming the tree, from either reader', async (t) => {
+test('a file that cannot be read is an I/O error (exit 1) naming the tree and the file', async (t) => {
   const s = tempStore();
   t.after(s.cleanup);
   assert.equal(fs.lstatSync(UNREADABLE).size, 4096);
-  for (const opts of [{ threadAfter: Infinity }, { threadAfter: 0, readOnMain: false }]) {
-    await assert.rejects(dumpToFile(s, UNREADABLE, opts), (e: Error) => {
-      assert.ok(e instanceof DroverError && e.exitCode === 1, `${JSON.stringify(opts)}: ${e}`);
+  {
+    await assert.rejects(dumpToFile(s, UNREADABLE), (e: Error) => {
+      assert.ok(e instanceof DroverError && e.exitCode === 1, `${e}`);
       assert.equal(e.message, `cannot archive '${UNREADABLE}': EACCES: permission denied, open '${UNREADABLE}'`);
       return true;
     });
@@ -106,15 +126,4 @@ test('a file that cannot be read is an I/O error (exit 1) naming the tree, from 
   const r = run(STORE_BIN, ['dump', UNREADABLE]);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `drover-store: error: cannot archive '${UNREADABLE}': EACCES: permission denied, open '${UNREADABLE}'\n`);
-});
-
-test('writevAllSync finishes partial writes and keeps the order', (t) => {
-  const s = tempStore();
-  t.after(s.cleanup);
-  const file = path.join(s.dir, 'w');
-  const fd = fs.openSync(file, 'w');
-  const parts = Array.from({ length: 1500 }, (_, i) => Buffer.from(`part ${i};`));
-  writevAllSync(fd, parts.slice());
-  fs.closeSync(fd);
-  assert.equal(fs.readFileSync(file, 'utf8'), parts.join(''));
 });

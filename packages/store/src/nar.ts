@@ -6,7 +6,7 @@ import { ByteReader, UnexpectedEof } from './byte-reader.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { ParallelFileWriter } from './file-writer.js';
 import { narStreamThreaded } from './nar-threaded.js';
-import { dumpNarToFd, type DumpOptions } from './nar-dump.js';
+import { dumpNarToFd } from './nar-dump.js';
 import { narOps, shrank, padLen, NAR_MAGIC, type NarOp } from './nar-walk.js';
 export { narOps, NAR_MAGIC, type NarOp };
 
@@ -171,11 +171,11 @@ export async function hashPathAsync(root: PathLike, algo: HashAlgo = 'sha256'): 
 }
 
 /**
- * Writes the NAR of `root` to a file descriptor (stdout of `dump`) with blocking writes: the
- * main thread walks and writes, and a reader thread shares the reading of big trees and files.
+ * Writes the NAR of `root` to a file descriptor (stdout of `dump`): this thread walks while a
+ * native thread writes, file contents copied by the kernel (sendfile), not through memory.
  */
-export async function dumpToFd(root: PathLike, fd: number, opts: DumpOptions = {}): Promise<number> {
-  return dumpNarToFd(root, fd, opts);
+export async function dumpToFd(root: PathLike, fd: number): Promise<number> {
+  return dumpNarToFd(root, fd);
 }
 
 /** What the NAR parser tells its consumer; names are raw bytes, validated before the call. */

@@ -1,5 +1,5 @@
 // Registering paths that are already on disk (`nix-store --register-validity` / `--load-db`).
-import { HashPool, PathReadError } from './hash-pool.js';
+import { HashPool, PathReadError, type PathHashResult } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
 import { isWellFormedStorePath, parseStorePath } from './store-path.js';
 import { checkAcyclic } from './topo-sort.js';
@@ -50,6 +50,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   const paths = batch.map((r) => r.path);
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks references; canonicalising, which changes files, waits for both.
+  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
   const pool = new HashPool();
   try {
     return await registerBatch(pool);
@@ -60,7 +61,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   async function registerBatch(pool: HashPool): Promise<string[]> {
     const reading = pool.run(paths, { hash: !opts.hashGiven, canonicalise: false });
     reading.catch(() => {});
-    let hashed: Awaited<typeof reading>;
+    let hashed: Awaited<typeof reading> | undefined;
     try {
       const inBatch: { has(p: string): boolean } = validBefore.size === 0 ? byPath : new Set(paths);
       const outside = new Set<string>();
@@ -74,20 +75,19 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       // Cycles too are refused before anything is touched (the DB would refuse them later).
       const refsOf = new Map(batch.map((r) => [r.path, r.references]));
       checkAcyclic(paths, (p) => refsOf.get(p));
+      // With hashes given and nothing to change on disk (load-db), the rows need nothing from
+      // the threads: they are written while the threads still check existence, and the
+      // transaction commits only once every path turned out to exist.
+      if (opts.hashGiven && !opts.canonicalise) {
+        await db.registerValidPaths(toInfos(undefined), { ...common, beforeCommit: async () => void (await reading) });
+        return paths;
+      }
       hashed = await reading;
     } catch (e) {
       await reading.catch(() => {});
       throw readError(e);
     }
-    const infos: ValidPathInfo[] = batch.map((r, i) => ({
-      path: r.path,
-      narHash: opts.hashGiven ? r.narHash! : hashed[i]!.narHash,
-      narSize: opts.hashGiven ? r.narSize! : hashed[i]!.narSize,
-      // Most entries list each reference once: copy only when there is something to drop.
-      references: r.references.length < 2 || new Set(r.references).size === r.references.length ? r.references : [...new Set(r.references)],
-      deriver: r.deriver,
-    }));
-    const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
+    const infos = toInfos(hashed);
     if (!opts.canonicalise) {
       db.registerValidPaths(infos, common);
       return paths;
@@ -103,6 +103,18 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       throw readError(e);
     }
     return paths;
+  }
+
+  /** The rows to write: hashes from the input, or (without --hash-given) from the threads. */
+  function toInfos(hashed: readonly (PathHashResult | undefined)[] | undefined): ValidPathInfo[] {
+    return batch.map((r, i) => ({
+      path: r.path,
+      narHash: opts.hashGiven ? r.narHash! : hashed![i]!.narHash,
+      narSize: opts.hashGiven ? r.narSize! : hashed![i]!.narSize,
+      // Most entries list each reference once: copy only when there is something to drop.
+      references: r.references.length < 2 || new Set(r.references).size === r.references.length ? r.references : [...new Set(r.references)],
+      deriver: r.deriver,
+    }));
   }
 
   function readError(e: unknown): unknown {

@@ -127,3 +127,19 @@ test('a file that cannot be read is an I/O error (exit 1) naming the tree and th
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `drover-store: error: cannot archive '${UNREADABLE}': EACCES: permission denied, open '${UNREADABLE}'\n`);
 });
+
+const openFds = () => fs.readdirSync('/proc/self/fd').length;
+
+test('a dump that fails leaves no file open, whether the walk or the writer failed', async (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const tree = path.join(s.dir, 'tree');
+  makeTree(tree);
+  // Sorted last, after several batches of files were opened ahead and written.
+  spawnSync('mkfifo', [path.join(tree, 'zz-fifo')]);
+  const before = openFds();
+  await assert.rejects(dumpToFile(s, tree), (e: Error) => e instanceof NarFormatError && /zz-fifo' is not a regular file/.test(e.message));
+  await assert.rejects(dumpToFile(s, SHRINKING), NarFormatError);
+  await assert.rejects(dumpToFile(s, UNREADABLE), DroverError);
+  assert.equal(openFds(), before);
+});

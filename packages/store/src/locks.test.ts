@@ -88,6 +88,21 @@ test('release with unlink removes the lock file, and a waiter never holds a lock
   assert.equal(fs.existsSync(f), false);
 });
 
+test('release with unlink marks the file stale for a waiter that opened it before (Nix checks its size)', (t) => {
+  const f = path.join(tempDir(t), 'n.lock');
+  const a = lockSync(f);
+  // What Nix's lockPaths holds while it waits: the file opened before the holder let go.
+  const waiter = fs.openSync(f, 'r');
+  t.after(() => fs.closeSync(waiter));
+  assert.equal(fs.fstatSync(waiter).size, 0);
+  a.release({ unlink: true });
+  assert.equal(fs.existsSync(f), false);
+  assert.equal(fs.fstatSync(waiter).size, 1, 'a waiter sees a non-empty file, so it retries');
+  const b = lockSync(f);
+  assert.equal(fs.statSync(f).size, 0, 'the next holder locks a fresh, empty file');
+  b.release();
+});
+
 for (const mode of ['exclusive', 'shared'] as const) {
   test(`the kernel releases a ${mode} lock when its holder is killed with SIGKILL`, async (t) => {
     const f = path.join(tempDir(t), 'k.lock');

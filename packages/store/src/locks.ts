@@ -39,10 +39,18 @@ export class FileLock {
   get held(): boolean {
     return this.fd !== undefined;
   }
-  /** Removes the lock file first when asked (Nix deletes output locks once paths are valid). */
+  /**
+   * Removes the lock file first when asked (Nix deletes output locks once paths are valid),
+   * and then marks it stale as Nix's deleteLockFile does: a waiter that opened it before the
+   * unlink gets the lock on a file nobody else can see, and Nix's lockPaths tells that case by
+   * the file's size (not 0: retry with a fresh file), drover's by comparing inodes.
+   */
   release(opts: { unlink?: boolean } = {}): void {
     if (this.fd === undefined) return;
-    if (opts.unlink) fs.rmSync(this.file, { force: true });
+    if (opts.unlink) {
+      fs.rmSync(this.file, { force: true });
+      fs.writeSync(this.fd, 'd');
+    }
     fs.closeSync(this.fd);
     this.fd = undefined;
   }

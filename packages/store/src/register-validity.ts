@@ -43,14 +43,23 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     if (r.deriver) check(r, r.deriver, `deriver of '${r.path}'`);
     byPath.set(r.path, r);
   }
-  // References that are paths of the input were checked as such.
-  for (const r of entries) for (const ref of r.references) if (!byPath.has(ref)) check(r, ref, `reference of '${r.path}'`);
+  // References that are paths of the input were checked as such; the others must be valid.
+  const outside = new Set<string>();
+  for (const r of entries) {
+    for (const ref of r.references) {
+      if (byPath.has(ref) || outside.has(ref)) continue;
+      check(r, ref, `reference of '${r.path}'`);
+      outside.add(ref);
+    }
+  }
   const validBefore = opts.reregister ? new Set<string>() : db.validAmong([...byPath.keys()]);
   const batch = [...byPath.values()].filter((r) => !validBefore.has(r.path));
   const paths = batch.map((r) => r.path);
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks references; canonicalising, which changes files, waits for both.
   const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
+  // load-db's threads only check existence while this thread writes rows: one is enough,
+  // and a second would take this thread's core.
   const pool = new HashPool();
   try {
     return await registerBatch(pool);
@@ -63,18 +72,18 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     reading.catch(() => {});
     let hashed: Awaited<typeof reading> | undefined;
     try {
-      const inBatch: { has(p: string): boolean } = validBefore.size === 0 ? byPath : new Set(paths);
-      const outside = new Set<string>();
-      for (const r of batch) for (const ref of r.references) if (!inBatch.has(ref) && !validBefore.has(ref)) outside.add(ref);
+      // A reference is in the input (in the batch or valid already) or outside it; only when
+      // some outside one is not valid is the batch searched for the first entry naming it.
       const validOutside = db.validAmong([...outside]);
-      for (const r of batch) {
-        for (const ref of r.references) {
-          if (!inBatch.has(ref) && !validBefore.has(ref) && !validOutside.has(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
+      if (validOutside.size < outside.size) {
+        for (const r of batch) {
+          for (const ref of r.references) {
+            if (outside.has(ref) && !validOutside.has(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
+          }
         }
       }
       // Cycles too are refused before anything is touched (the DB would refuse them later).
-      const refsOf = new Map(batch.map((r) => [r.path, r.references]));
-      checkAcyclic(paths, (p) => refsOf.get(p));
+      checkAcyclic(paths, (p) => byPath.get(p)!.references);
       // With hashes given and nothing to change on disk (load-db), the rows need nothing from
       // the threads: they are written while the threads still check existence, and the
       // transaction commits only once every path turned out to exist.

@@ -102,6 +102,20 @@ test('a batch mixing new and valid paths, over several insert chunks, gets every
   assert.throws(() => db.db.prepare('insert into Refs (referrer, reference) values (999999, 999998)').run(), /FOREIGN KEY/);
 });
 
+test('validAmong answers the same whether it looks each path up or reads a small store whole', (t) => {
+  const { db, make } = setup(t);
+  const made = Array.from({ length: 12 }, (_, i) => make(`va-${i}`));
+  const asked = (valid: ValidPathInfo[]) => [...valid.map((i) => i.path), ...Array.from({ length: 200 }, (_, i) => `${made[0]!.path}-not-${i}`)];
+  assert.deepEqual(db.validAmong(asked(made)), new Set(), 'an empty store');
+  db.registerValidPaths(made.slice(0, 3));
+  // 3 rows, 212 asked: the store is read whole.
+  assert.deepEqual(db.validAmong(asked(made)), new Set(made.slice(0, 3).map((i) => i.path)));
+  db.registerValidPaths(made.slice(3));
+  // 12 rows, 14 asked: each is looked up.
+  assert.deepEqual(db.validAmong([made[5]!.path, made[11]!.path]), new Set([made[5]!.path, made[11]!.path]));
+  assert.deepEqual(db.validAmong([]), new Set());
+});
+
 test('a 20k-path chain: one transaction, and requisites walk it in one query', (t) => {
   const { db, make } = setup(t);
   const infos: ValidPathInfo[] = [];

@@ -189,6 +189,17 @@ export class StoreDb {
 
   /** Those of `paths` that are valid, in one query (for batches). */
   validAmong(paths: readonly string[]): Set<string> {
+    if (paths.length === 0) return new Set();
+    // A store smaller than the question (a first bulk registration, most often an empty one):
+    // reading its few paths beats looking up each asked one. max(id) bounds the row count.
+    const maxId = (this.stmts.maxId.get() as number | null) ?? 0;
+    if (maxId === 0) return new Set();
+    if (maxId * 4 < paths.length) {
+      const asked = new Set(paths);
+      const valid = new Set<string>();
+      for (const p of this.stmts.allPaths.iterate() as Iterable<string>) if (asked.has(p)) valid.add(p);
+      return valid;
+    }
     return new Set(this.stmts.validAmong.all(JSON.stringify(paths)) as string[]);
   }
 

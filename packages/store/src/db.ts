@@ -531,7 +531,7 @@ export class StoreDb {
    * Buffers rows of `width` values and inserts them ROWS_PER_INSERT at a time (the tail row
    * by row through `single`): one call into SQLite per chunk, not per row.
    */
-  private chunkedInsert(which: 'rows' | 'refs', single: Database.Statement, width: number): { add(...values: unknown[]): void; flush(): void } {
+  private chunkedInsert(which: 'rows' | 'refs', single: Database.Statement, width: 2 | 6): { add(a: unknown, b: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void; flush(): void } {
     this.multiRowStmts ??= {
       rows: this.db.prepare(`${UPSERT_HEAD} ${new Array(ROWS_PER_INSERT).fill(UPSERT_ROW).join(', ')} ${UPSERT_TAIL}`),
       refs: this.db.prepare(`${REFS_HEAD} ${new Array(ROWS_PER_INSERT).fill('(?, ?)').join(', ')}`),
@@ -540,8 +540,16 @@ export class StoreDb {
     const buf: unknown[] = new Array(ROWS_PER_INSERT * width);
     let n = 0;
     return {
-      add(...values: unknown[]) {
-        for (let k = 0; k < width; k++) buf[n++] = values[k];
+      // Fixed arity, not rest parameters, which made an array per row (200k for 100k paths).
+      add(a: unknown, b: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown) {
+        buf[n++] = a;
+        buf[n++] = b;
+        if (width === 6) {
+          buf[n++] = c;
+          buf[n++] = d;
+          buf[n++] = e;
+          buf[n++] = f;
+        }
         if (n === buf.length) {
           multi.run(buf);
           n = 0;

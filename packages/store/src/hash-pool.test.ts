@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { hashAndCanonicalise, hashPaths, HashPool, PathReadError } from './hash-pool.js';
 import { hashPath } from './nar.js';
 import { makeTrickyTree, tempStore } from './testing.js';
@@ -60,4 +61,41 @@ test('one pool of threads serves a hashing pass and then a canonicalising pass o
     assert.equal(st.mtimeMs, 1000, f);
   });
   await assert.rejects(pool.run([files[0]!, path.join(s.dir, 'gone')], { hash: false }), (e: unknown) => e instanceof PathReadError && /'.*gone' does not exist on disk/.test(e.message));
+});
+
+test('a single-file path is hashed through one descriptor: same hash and size as hashPath, canonicalised, and a symlink, FIFO or directory still walked', (t) => {
+  const s = tempStore('drover-hashpool-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  const made: string[] = [];
+  for (const [name, body, mode] of [
+    ['plain', 'seven!\n', 0o644],
+    ['exec', '#!/bin/sh\necho hi\n', 0o755],
+    ['empty', '', 0o600],
+    ['eight', '12345678', 0o444],
+  ] as const) {
+    const f = path.join(s.dir, name);
+    fs.writeFileSync(f, body, { mode });
+    fs.chmodSync(f, mode);
+    made.push(f);
+  }
+  const link = path.join(s.dir, 'link');
+  fs.symlinkSync('plain', link);
+  const dir = path.join(s.dir, 'dir');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'inside'), 'x');
+  for (const p of [...made, link, dir]) {
+    const want = hashPath(p);
+    const got = hashAndCanonicalise(p, { hash: true, canonicalise: true });
+    assert.equal(got.hash.toString('hex'), want.hash.hex, p);
+    assert.equal(got.size, want.size, p);
+  }
+  made.forEach((f, i) => {
+    const st = fs.statSync(f);
+    assert.equal(st.mode & 0o7777, i === 1 ? 0o555 : 0o444, f);
+    assert.equal(st.mtimeMs, 1000, f);
+  });
+  const fifo = path.join(s.dir, 'fifo');
+  spawnSync('mkfifo', [fifo]);
+  assert.throws(() => hashAndCanonicalise(fifo, { hash: true, canonicalise: true }), /is not a regular file, directory or symlink/);
 });

@@ -116,10 +116,68 @@ export function hashAndCanonicalise(root: string, opts: { hash: boolean; canonic
       if (st.mtimeMs !== 1000) fs.utimesSync(p, 1, 1);
     }
   };
+  if (h && typeof root === 'string') {
+    const one = hashSingleFile(root, h, opts.canonicalise);
+    if (one !== undefined) return { hash: h.digest(), size: one };
+  }
   if (h) put(token('nix-archive-1'));
   walk(root);
   return { hash: h ? h.digest() : Buffer.alloc(0), size };
 }
+
+/** Opened without following a symlink, and without blocking on a FIFO (which the walk then refuses). */
+const OPEN_ANY = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
+/** The NAR of one regular file up to its contents' length: all of it fixed but the executable bit. */
+const FILE_HEAD = [false, true].map((x) =>
+  Buffer.concat(['nix-archive-1', '(', 'type', 'regular', ...(x ? ['executable', ''] : []), 'contents'].map(token)),
+);
+const CLOSE = token(')');
+
+/**
+ * The common store path, one regular file, hashed through one descriptor: opened first and
+ * fstat'ed (no lstat walk of the path), made canonical with fchmod/futimes on the same
+ * descriptor, the NAR's fixed head hashed as one buffer. Returns the NAR size, or undefined
+ * when `root` is not a regular file (the walk handles it).
+ */
+function hashSingleFile(root: string, h: Hash256, canonicalise: boolean): number | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(root, OPEN_ANY);
+  } catch (e) {
+    // A symlink (ELOOP) or something that cannot be opened: the walk says what it is.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+    return undefined;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    const head = FILE_HEAD[st.mode & 0o100 ? 1 : 0]!;
+    h.update(head);
+    U64.writeUInt32LE(st.size >>> 0, 0);
+    U64.writeUInt32LE(Math.floor(st.size / 2 ** 32), 4);
+    h.update(U64);
+    let left = st.size;
+    while (left > 0) {
+      const n = fs.readSync(fd, READ_BUF, 0, Math.min(left, READ_BUF.length), null);
+      if (n === 0) throw new Error(`'${root}' shrank while being hashed`);
+      h.update(READ_BUF.subarray(0, n));
+      left -= n;
+    }
+    const pad = (8 - (st.size % 8)) % 8;
+    if (pad) h.update(ZEROS.subarray(0, pad));
+    h.update(CLOSE);
+    if (canonicalise) {
+      const want = st.mode & 0o100 ? 0o555 : 0o444;
+      if ((st.mode & 0o7777) !== want) fs.fchmodSync(fd, want);
+      if (st.mtimeMs !== 1000) fs.futimesSync(fd, 1, 1);
+    }
+    return head.length + 8 + st.size + pad + CLOSE.length;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+type Hash256 = ReturnType<typeof createHash>;
 
 /** One path's work in the current thread: returns [hex, size] or an error message. */
 function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [string, number] | string {
@@ -180,7 +238,24 @@ export class HashPool {
       for (let i = 0; i < paths.length; i++) raw[i] = work(paths[i]!, o);
     } else {
       while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true } }));
-      await Promise.all(this.workers.map((w, k) => this.feed(w, k, paths, o, raw)));
+      const size = o.hash ? HASH_CHUNK : META_CHUNK;
+      const n = paths.length;
+      const threads = this.workers.length;
+      let next = 0;
+      // Hashing costs vary with file size: threads take the next chunk as they finish one.
+      // Checking and canonicalising cost the same for each path: each thread is given every
+      // threads-th chunk up front, or the first thread would queue them all (AHEAD of them)
+      // before the second asked, and do the whole pass alone.
+      const takeFor = (k: number): (() => [number, number] | undefined) => {
+        if (o.hash) return () => (next < n ? [next, (next = Math.min(next + size, n))] : undefined);
+        let c = k;
+        return () => {
+          const start = c * size;
+          c += threads;
+          return start < n ? [start, Math.min(start + size, n)] : undefined;
+        };
+      };
+      await Promise.all(this.workers.map((w, k) => this.feed(w, paths, o, raw, takeFor(k))));
     }
     return raw.map((r) => {
       if (typeof r === 'string') throw new PathReadError(r);
@@ -188,19 +263,20 @@ export class HashPool {
     });
   }
 
-  private next = 0;
-  /** Keeps one thread busy with chunks of `paths` until none are left. */
-  private feed(w: Worker, k: number, paths: readonly string[], o: Required<PathWork>, raw: ([string, number] | string)[]): Promise<void> {
-    if (k === 0) this.next = 0;
+  /** Keeps one thread busy with the chunks `take` gives it until there are none left. */
+  private feed(w: Worker, paths: readonly string[], o: Required<PathWork>, raw: ([string, number] | string)[], take: () => [number, number] | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Start offsets of the chunks this thread has in flight, answered in order.
       const inFlight: number[] = [];
+      let more = true;
       const send = () => {
-        while (inFlight.length < AHEAD && this.next < paths.length) {
-          const start = this.next;
-          this.next = Math.min(this.next + (o.hash ? HASH_CHUNK : META_CHUNK), paths.length);
-          inFlight.push(start);
-          w.postMessage({ paths: paths.slice(start, this.next), ...o });
+        while (more && inFlight.length < AHEAD) {
+          const chunk = take();
+          if (!chunk) more = false;
+          else {
+            inFlight.push(chunk[0]);
+            w.postMessage({ paths: paths.slice(chunk[0], chunk[1]), ...o });
+          }
         }
         if (inFlight.length === 0) done(undefined);
       };

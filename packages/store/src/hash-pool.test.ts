@@ -63,7 +63,7 @@ test('one pool of threads serves a hashing pass and then a canonicalising pass o
   await assert.rejects(pool.run([files[0]!, path.join(s.dir, 'gone')], { hash: false }), (e: unknown) => e instanceof PathReadError && /'.*gone' does not exist on disk/.test(e.message));
 });
 
-test('a single-file path is hashed through one descriptor: same hash and size as hashPath, canonicalised, and a symlink, FIFO or directory still walked', (t) => {
+test('a single-file path is hashed through one descriptor: same hash and size as hashPath, canonicalised, and a symlink, FIFO or directory still walked', async (t) => {
   const s = tempStore('drover-hashpool-');
   t.after(s.cleanup);
   fs.mkdirSync(s.dir, { recursive: true });
@@ -95,6 +95,12 @@ test('a single-file path is hashed through one descriptor: same hash and size as
     assert.equal(st.mode & 0o7777, i === 1 ? 0o555 : 0o444, f);
     assert.equal(st.mtimeMs, 1000, f);
   });
+  // Checking existence only: a dangling symlink exists, a missing path does not.
+  const dangling = path.join(s.dir, 'dangling');
+  fs.symlinkSync('nowhere', dangling);
+  await hashPaths([dangling, ...made], { hash: false, threads: 1 });
+  await assert.rejects(hashPaths([dangling, path.join(s.dir, 'missing')], { hash: false, threads: 1 }), /'.*missing' does not exist on disk/);
+  assert.throws(() => hashAndCanonicalise(path.join(s.dir, 'missing'), { hash: true, canonicalise: true }), { code: 'ENOENT' });
   const fifo = path.join(s.dir, 'fifo');
   spawnSync('mkfifo', [fifo]);
   assert.throws(() => hashAndCanonicalise(fifo, { hash: true, canonicalise: true }), /is not a regular file, directory or symlink/);

@@ -116,9 +116,9 @@ export function hashAndCanonicalise(root: string, opts: { hash: boolean; canonic
       if (st.mtimeMs !== 1000) fs.utimesSync(p, 1, 1);
     }
   };
-  if (h && typeof root === 'string') {
-    const one = hashSingleFile(root, h, opts.canonicalise);
-    if (one !== undefined) return { hash: h.digest(), size: one };
+  if (typeof root === 'string') {
+    const one = singleFile(root, h, opts.canonicalise);
+    if (one !== undefined) return { hash: h ? h.digest() : Buffer.alloc(0), size: one };
   }
   if (h) put(token('nix-archive-1'));
   walk(root);
@@ -134,12 +134,12 @@ const FILE_HEAD = [false, true].map((x) =>
 const CLOSE = token(')');
 
 /**
- * The common store path, one regular file, hashed through one descriptor: opened first and
- * fstat'ed (no lstat walk of the path), made canonical with fchmod/futimes on the same
- * descriptor, the NAR's fixed head hashed as one buffer. Returns the NAR size, or undefined
- * when `root` is not a regular file (the walk handles it).
+ * The common store path, one regular file, hashed and canonicalised through one descriptor:
+ * opened first and fstat'ed (one lookup of the path, not one each for lstat, chmod and
+ * utimes), made canonical with fchmod/futimes, the NAR's fixed head hashed as one buffer.
+ * Returns the NAR size, or undefined when `root` is not a regular file (the walk handles it).
  */
-function hashSingleFile(root: string, h: Hash256, canonicalise: boolean): number | undefined {
+function singleFile(root: string, h: Hash256 | undefined, canonicalise: boolean): number | undefined {
   let fd: number;
   try {
     fd = fs.openSync(root, OPEN_ANY);
@@ -152,20 +152,22 @@ function hashSingleFile(root: string, h: Hash256, canonicalise: boolean): number
     const st = fs.fstatSync(fd);
     if (!st.isFile()) return undefined;
     const head = FILE_HEAD[st.mode & 0o100 ? 1 : 0]!;
-    h.update(head);
-    U64.writeUInt32LE(st.size >>> 0, 0);
-    U64.writeUInt32LE(Math.floor(st.size / 2 ** 32), 4);
-    h.update(U64);
-    let left = st.size;
-    while (left > 0) {
-      const n = fs.readSync(fd, READ_BUF, 0, Math.min(left, READ_BUF.length), null);
-      if (n === 0) throw new Error(`'${root}' shrank while being hashed`);
-      h.update(READ_BUF.subarray(0, n));
-      left -= n;
-    }
     const pad = (8 - (st.size % 8)) % 8;
-    if (pad) h.update(ZEROS.subarray(0, pad));
-    h.update(CLOSE);
+    if (h) {
+      h.update(head);
+      U64.writeUInt32LE(st.size >>> 0, 0);
+      U64.writeUInt32LE(Math.floor(st.size / 2 ** 32), 4);
+      h.update(U64);
+      let left = st.size;
+      while (left > 0) {
+        const n = fs.readSync(fd, READ_BUF, 0, Math.min(left, READ_BUF.length), null);
+        if (n === 0) throw new Error(`'${root}' shrank while being hashed`);
+        h.update(READ_BUF.subarray(0, n));
+        left -= n;
+      }
+      if (pad) h.update(ZEROS.subarray(0, pad));
+      h.update(CLOSE);
+    }
     if (canonicalise) {
       const want = st.mode & 0o100 ? 0o555 : 0o444;
       if ((st.mode & 0o7777) !== want) fs.fchmodSync(fd, want);
@@ -183,7 +185,13 @@ type Hash256 = ReturnType<typeof createHash>;
 function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [string, number] | string {
   try {
     if (!opts.hash && !opts.canonicalise) {
-      fs.lstatSync(p);
+      // access(2) makes no Stats object (lstat's costs four Dates); it follows a symlink, so
+      // only when it fails does lstat decide (a dangling symlink exists all the same).
+      try {
+        fs.accessSync(p);
+      } catch {
+        fs.lstatSync(p);
+      }
       return ['', 0];
     }
     const { hash, size } = hashAndCanonicalise(p, opts);

@@ -17,8 +17,6 @@ const ZEROS = Buffer.alloc(8);
 
 type PathLike = string | Buffer;
 
-
-
 /**
  * The NAR of `root` as chunks, synchronously. Chunks are fresh buffers of at most 1 MiB,
  * so consumers may keep any of them. For code that cannot await, and for small paths.
@@ -44,7 +42,6 @@ export function* narChunks(root: PathLike): Generator<Buffer> {
     }
   }
 }
-
 
 /** Reads `[pos, pos+len)` into the start of `buf` in the thread pool. */
 function readInto(fd: number, buf: Buffer, len: number, pos: number): Promise<Buffer> {
@@ -101,7 +98,6 @@ function openAsync(p: PathLike): Promise<number> {
 function closeAsync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
 }
-
 
 /** NAR hash and size of a tree (what the validity DB records). */
 export function hashPath(root: PathLike, algo: HashAlgo = 'sha256'): { hash: Hash; size: number } {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -38,7 +39,8 @@ typedef struct {
   size_t items;
   const uint8_t *paths;
   size_t pathBytes;
-  // On failure: errno (or -1: the file ended early, or -2: a malformed plan), the item and
+  // On failure: errno (or -1: the file ended early, -2: a malformed plan, -3: no longer a
+  // regular file), the item and
   // the system call.
   int err;
   size_t errItem;
@@ -138,13 +140,34 @@ static void execute(napi_env env, void *data) {
     if (pathLen == 0) continue;
     memcpy(path, j->paths + pathAt, pathLen);
     path[pathLen] = 0;
-    // O_NOFOLLOW: the walk saw a regular file here; a symlink swapped in since is refused.
-    int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    // The walk saw a regular file here. Whatever was swapped in since is refused as a changed
+    // tree: a symlink (O_NOFOLLOW), and a FIFO or device (O_NONBLOCK: opening a FIFO would
+    // wait for a writer forever, and Node's exit waits for this thread) or a directory, which
+    // fstat tells. Then blocking again, so reads never see EAGAIN.
+    int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (in < 0) {
+      if (errno == ELOOP) {
+        j->err = -3;
+        return;
+      }
       j->err = errno;
       j->syscall = "open";
       return;
     }
+    struct stat st;
+    if (fstat(in, &st) != 0) {
+      j->err = errno;
+      j->syscall = "fstat";
+      close(in);
+      return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      j->err = -3;
+      close(in);
+      return;
+    }
+    int flags = fcntl(in, F_GETFL);
+    if (flags >= 0) fcntl(in, F_SETFL, flags & ~O_NONBLOCK);
     int r = sendExactly(j, in, size);
     int saved = errno;
     close(in);
@@ -160,10 +183,10 @@ static void complete(napi_env env, napi_status status, void *data) {
   if (status != napi_ok && !j->err) j->err = ECANCELED;
   if (j->err) {
     napi_value msg, error, v;
-    const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : uv_strerror(-j->err);
+    const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : j->err == -3 ? "no longer a regular file" : uv_strerror(-j->err);
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &error);
-    napi_create_string_utf8(env, j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : uv_err_name(-j->err), NAPI_AUTO_LENGTH, &v);
+    napi_create_string_utf8(env, j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : j->err == -3 ? "ECHANGED" : uv_err_name(-j->err), NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, error, "code", v);
     napi_create_string_utf8(env, j->syscall ? j->syscall : "", NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, error, "syscall", v);

@@ -13,14 +13,14 @@ function load(): Native {
   try {
     native ??= createRequire(import.meta.url)('../build/Release/fd_gather.node') as Native;
   } catch (e) {
-    throw new Error(`drover-store's native part is missing or broken (${(e as Error).message.split('\n')[0]}); run 'npm ci' (or 'npx node-gyp rebuild' in packages/store)`);
+    throw new Error(`drover-store's native part is missing or broken (${(e as Error).message.split('\n')[0]}); run 'npm ci' (or 'npm rebuild @drover/store')`);
   }
   return native;
 }
 
 /** A failed gather: which item (file) and which system call, with Node's error code. */
 export interface GatherError extends Error {
-  /** Node's code (EACCES…), or ESHRANK: the file ended before its size. */
+  /** Node's code (EACCES…), or ESHRANK (the file ended before its size) or ECHANGED (no longer a regular file). */
   code: string;
   syscall: string;
   item: number;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { lock, lockSync, tryLock, LockTimeoutError } from './locks.js';
+import { FileLock, lock, lockSync, tryLock, LockTimeoutError } from './locks.js';
 
 const LOCKS_JS = fileURLToPath(new URL('./locks.js', import.meta.url));
 
@@ -125,4 +125,18 @@ test('another process waits for an exclusive lock and gets it after the holder i
   const l = await waiting;
   assert.ok(l.held);
   l.release();
+});
+
+test('a lock file that cannot be unlinked is not marked stale, and the lock is still let go', (t) => {
+  const d = tempDir(t);
+  const held = path.join(d, 'held.lock');
+  const fd = fs.openSync(held, 'w+');
+  // A name unlink(2) refuses (a directory): the release must close all the same, and not throw.
+  const blocker = path.join(d, 'not-a-file');
+  fs.mkdirSync(blocker);
+  const l = new FileLock(blocker, fd);
+  l.release({ unlink: true });
+  assert.equal(l.held, false);
+  assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' }, 'the descriptor was closed');
+  assert.equal(fs.statSync(held).size, 0, "no 'd' in a file still linked");
 });

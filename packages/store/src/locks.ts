@@ -47,12 +47,33 @@ export class FileLock {
    */
   release(opts: { unlink?: boolean } = {}): void {
     if (this.fd === undefined) return;
-    if (opts.unlink) {
-      fs.rmSync(this.file, { force: true });
-      fs.writeSync(this.fd, 'd');
-    }
-    fs.closeSync(this.fd);
+    const fd = this.fd;
     this.fd = undefined;
+    try {
+      if (opts.unlink && unlinked(this.file)) {
+        // Best effort, as Nix's: a full disk must not keep the lock (or hide the caller's error).
+        try {
+          fs.writeSync(fd, 'd');
+        } catch {
+          /* the waiter compares inodes (drover) or retries on its own next open (Nix) */
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/**
+ * Removes a lock file; false if it could not be (then it must not be marked stale: a linked
+ * lock file with a 'd' in it would send every later Nix locker round its retry loop forever).
+ */
+function unlinked(file: string): boolean {
+  try {
+    fs.unlinkSync(file);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 

@@ -8,6 +8,7 @@ import { randomFillSync } from 'node:crypto';
 import { STORE_BIN, run, tempStore } from './testing.js';
 import { spawnSync } from 'node:child_process';
 import { dumpNarToFd } from './nar-dump.js';
+import { GatherPlan, type GatherError } from './fd-gather.js';
 import { narChunks } from './nar.js';
 import { DroverError, NarFormatError } from './errors.js';
 
@@ -142,4 +143,25 @@ test('a dump that fails leaves no file open, whether the walk or the writer fail
   await assert.rejects(dumpToFile(s, SHRINKING), NarFormatError);
   await assert.rejects(dumpToFile(s, UNREADABLE), DroverError);
   assert.equal(openFds(), before);
+});
+
+test('the writer refuses a file that stopped being a regular file (FIFO, symlink, directory) at once, never waiting on it', async (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  const fifo = path.join(s.dir, 'fifo');
+  spawnSync('mkfifo', [fifo]);
+  const link = path.join(s.dir, 'link');
+  fs.symlinkSync('/etc/hostname', link);
+  const dir = path.join(s.dir, 'dir');
+  fs.mkdirSync(dir);
+  const fd = fs.openSync(path.join(s.dir, 'out'), 'w');
+  t.after(() => fs.closeSync(fd));
+  for (const swapped of [fifo, link, dir]) {
+    // As if the walk had seen a regular file there, which was then replaced.
+    const plan = new GatherPlan(4, 1 << 12);
+    plan.push(Buffer.from('head'));
+    assert.ok(plan.file(swapped, 100));
+    await assert.rejects(plan.write(fd), (e: GatherError) => e.code === 'ECHANGED' && e.item === 0, swapped);
+  }
 });

@@ -71,6 +71,7 @@ function gatherFailure(root: PathLike, plan: GatherPlan, e: GatherError): Error 
   if (e.item === undefined) return e;
   const file = plan.nameOf(e.item);
   if (e.code === 'ESHRANK') return shrank(file);
+  if (e.code === 'ECHANGED') return new NarFormatError(`'${file}' changed while being archived: it is no longer a regular file`);
   // The output failed (EPIPE: the reader left): as a write error of Node's, which the CLI knows.
   if (e.syscall === 'write') return Object.assign(new Error(`${e.code}: ${e.message}, write`), { code: e.code, syscall: 'write' });
   return new DroverError(`cannot archive '${root.toString()}': ${e.code}: ${e.message}, ${e.syscall} '${file}'`, 1);

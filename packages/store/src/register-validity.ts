@@ -58,8 +58,6 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks references; canonicalising, which changes files, waits for both.
   const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
-  // load-db's threads only check existence while this thread writes rows: one is enough,
-  // and a second would take this thread's core.
   const pool = new HashPool();
   try {
     return await registerBatch(pool);

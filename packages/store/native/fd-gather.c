@@ -166,8 +166,8 @@ static void execute(napi_env env, void *data) {
       close(in);
       return;
     }
-    int flags = fcntl(in, F_GETFL);
-    if (flags >= 0) fcntl(in, F_SETFL, flags & ~O_NONBLOCK);
+    // F_SETFL changes only the status flags, and O_NONBLOCK is the only one set here.
+    fcntl(in, F_SETFL, 0);
     int r = sendExactly(j, in, size);
     int saved = errno;
     close(in);

@@ -53,3 +53,18 @@ test('compressHash folds by XOR', () => {
   assert.deepEqual([...h], [1 ^ 3 ^ 5, 2 ^ 4]);
   assert.ok(new Hash('md5', Buffer.alloc(16)).equals(new Hash('md5', Buffer.alloc(16))));
 });
+
+test('a bare base16 hash, decoded only when its bytes are asked for, is the same hash in every form', () => {
+  const h = hashBytes('sha256', 'hello');
+  const lower = parseHash(h.hex, 'sha256');
+  const upper = parseHash(h.hex.toUpperCase(), 'sha256');
+  for (const x of [lower, upper]) {
+    assert.ok(x.equals(h));
+    assert.equal(x.toString('base32'), h.toString('base32'));
+    assert.equal(x.toString('sri'), h.toString('sri'));
+    assert.equal(x.hex, h.hex);
+  }
+  // 64 characters that are not all hex: refused, not half decoded.
+  assert.throws(() => parseHash(`${h.hex.slice(0, 63)}g`, 'sha256'), HashFormatError);
+  assert.throws(() => new Hash('sha256', undefined, 'abcd'), HashFormatError);
+});

@@ -10,15 +10,25 @@ const SIZES: Record<HashAlgo, number> = { md5: 16, sha1: 20, sha256: 32, sha512:
 
 /** A digest together with the algorithm that made it. */
 export class Hash {
-  /** `hex`, when the caller has it already (a parsed base16 hash), saves encoding it again. */
+  private bytesForm: Buffer | undefined;
+  /**
+   * `hex`, when the caller has it already (a parsed base16 hash), saves encoding it again; with
+   * `bytes` undefined it is the hash (lower-case base16, checked by the caller), decoded only
+   * if the bytes are asked for: most of 100k registered hashes are only ever printed as hex.
+   */
   constructor(
     readonly algo: HashAlgo,
-    readonly bytes: Buffer,
+    bytes: Buffer | undefined,
     private hexForm?: string,
   ) {
-    if (bytes.length !== SIZES[algo]) {
-      throw new HashFormatError(`${algo} hash must be ${SIZES[algo]} bytes, got ${bytes.length}`);
+    const length = bytes ? bytes.length : (hexForm?.length ?? 0) / 2;
+    if (length !== SIZES[algo]) {
+      throw new HashFormatError(`${algo} hash must be ${SIZES[algo]} bytes, got ${length}`);
     }
+    this.bytesForm = bytes;
+  }
+  get bytes(): Buffer {
+    return (this.bytesForm ??= Buffer.from(this.hexForm!, 'hex'));
   }
   get hex(): string {
     return (this.hexForm ??= this.bytes.toString('hex'));
@@ -37,14 +47,6 @@ export class Hash {
           : this.bytes.toString('base64');
     return prefixed ? `${this.algo}:${body}` : body;
   }
-}
-
-function isLowerCase(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) return false;
-  }
-  return true;
 }
 
 export function isHashAlgo(s: string): s is HashAlgo {
@@ -106,6 +108,7 @@ export function fromBase32(s: string, size: number): Buffer {
 }
 
 const HEX_RE = /^[0-9a-fA-F]*$/;
+const LOWER_HEX_RE = /^[0-9a-f]*$/;
 const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
@@ -116,8 +119,9 @@ export function parseHash(input: string, algo?: HashAlgo): Hash {
   // Bare base16 of a known algorithm (every --hash-given line): decoding validates it, since
   // a character that is not hex stops the decoder short of the full size.
   if (algo && input.length === SIZES[algo] * 2) {
+    if (LOWER_HEX_RE.test(input)) return new Hash(algo, undefined, input);
     const bytes = Buffer.from(input, 'hex');
-    if (bytes.length === SIZES[algo]) return new Hash(algo, bytes, isLowerCase(input) ? input : undefined);
+    if (bytes.length === SIZES[algo]) return new Hash(algo, bytes);
   }
   let body = input;
   let a: HashAlgo | undefined = algo;

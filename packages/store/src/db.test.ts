@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from './store.js';
-import { RegistrationError, sortByPath, type ValidPathInfo } from './db.js';
+import { RegistrationError, type ValidPathInfo } from './db.js';
 import { hashBytes, toBase32 } from './hash.js';
 import { hashPath } from './nar.js';
 import { dotGraph, queryReferences, queryReferrers, queryReferrersClosure, queryRequisites, InvalidPathError } from './query.js';
@@ -114,27 +114,6 @@ test('validAmong answers the same whether it looks each path up or reads a small
   // 12 rows, 14 asked: each is looked up.
   assert.deepEqual(db.validAmong([made[5]!.path, made[11]!.path]), new Set([made[5]!.path, made[11]!.path]));
   assert.deepEqual(db.validAmong([]), new Set());
-});
-
-test('the numeric path sort orders like a string sort, ties in the hash prefix and odd paths included', () => {
-  const digits = '0123456789abcdfghijklmnpqrsvwxyz';
-  let seed = 7;
-  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
-  const hashPart = (prefix: string) => prefix + Array.from({ length: 32 - prefix.length }, () => digits[rnd(32)]).join('');
-  const info = (p: string): ValidPathInfo => ({ path: p, narHash: hashBytes('sha256', p), narSize: 1, references: [] });
-  const paths = [
-    ...Array.from({ length: 3000 }, (_, i) => `/s/store/${hashPart('')}-p${i}`),
-    // Shared first characters (the sort key), and the same hash part with other names.
-    ...Array.from({ length: 50 }, (_, i) => `/s/store/${hashPart('zzzzzz')}-t${i}`),
-    '/s/store/000000aaaaaaaaaaaaaaaaaaaaaaaaaa-b',
-    '/s/store/000000aaaaaaaaaaaaaaaaaaaaaaaaaa-a',
-    '/s/store/000000aaaaaaaaaaaaaaaaaaaaaaaaaa-a.drv',
-  ];
-  const want = [...paths].sort();
-  assert.deepEqual(sortByPath(paths.map(info)).map((i) => i.path), want);
-  // Not all of one shape: the string sort decides.
-  const odd = ['/s/store/abc', '/t/store/zzzzzzzz-x', ...paths.slice(0, 20)];
-  assert.deepEqual(sortByPath(odd.map(info)).map((i) => i.path), [...odd].sort());
 });
 
 test('a 20k-path chain: one transaction, and requisites walk it in one query', (t) => {

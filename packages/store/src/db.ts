@@ -8,6 +8,7 @@ import { parseHash, type Hash } from './hash.js';
 import { lockSync, type FileLock } from './locks.js';
 import { parseStorePath } from './store-path.js';
 import { checkAcyclic, graphFromEdges, type PathGraph } from './topo-sort.js';
+import { PathOrder } from './path-order.js';
 
 export const SCHEMA_VERSION = 10;
 /** Closures up to this many paths are walked by single-row lookups. */
@@ -60,6 +61,8 @@ export interface RegisterOptions {
   acyclicChecked?: boolean;
   /** The caller has already checked that every path, deriver and reference is a store path of this store. */
   pathsChecked?: boolean;
+  /** No two registrations name the same path (register-validity keeps each path's last entry). */
+  unique?: boolean;
   /**
    * Reads a .drv's outputs when a registration does not give them, so DerivationOutputs is
    * filled as Nix fills it. Undefined: .drv paths without `derivationOutputs` get no rows.
@@ -410,7 +413,9 @@ export class StoreDb {
    */
   registerValidPaths(infos: readonly ValidPathInfo[], opts: RegisterOptions & { beforeCommit: () => Promise<void> }): Promise<void>;
   registerValidPaths(infos: readonly ValidPathInfo[], opts: RegisterOptions & { beforeCommit?: () => Promise<void> } = {}): void | Promise<void> {
-    const batch = new Map<string, ValidPathInfo>();
+    // A later registration of the same path replaces an earlier one, unless the caller says
+    // the paths are distinct already (then there is no map of 100k paths to build).
+    const batch = opts.unique ? undefined : new Map<string, ValidPathInfo>();
     const checkPaths = !opts.pathsChecked;
     for (const info of infos) {
       if (checkPaths) {
@@ -419,9 +424,10 @@ export class StoreDb {
       }
       if (info.narHash.algo !== 'sha256') throw new RegistrationError(`cannot register '${info.path}': its NAR hash must be sha256, not ${info.narHash.algo}`);
       if (!Number.isSafeInteger(info.narSize) || info.narSize < 0) throw new RegistrationError(`cannot register '${info.path}': bad NAR size ${info.narSize}`);
-      batch.set(info.path, info);
+      batch?.set(info.path, info);
     }
-    for (const info of batch.values()) {
+    const distinct: readonly ValidPathInfo[] = batch ? [...batch.values()] : infos;
+    for (const info of distinct) {
       if (!opts.existenceChecked) {
         try {
           fs.lstatSync(info.path);
@@ -432,14 +438,17 @@ export class StoreDb {
       if (checkPaths) for (const ref of info.references) this.checkPath(ref, `reference of '${info.path}'`);
     }
     // Nix rejects cycles inside a batch (they would make the store unexportable).
-    if (!opts.acyclicChecked) checkAcyclic(batch.keys(), (p) => batch.get(p)?.references);
+    if (!opts.acyclicChecked) {
+      const byPath = batch ?? new Map(distinct.map((i) => [i.path, i]));
+      checkAcyclic(byPath.keys(), (p) => byPath.get(p)?.references);
+    }
     const outputs = new Map<string, Record<string, string>>();
-    for (const info of batch.values()) {
+    for (const info of distinct) {
       if (info.derivationOutputs) outputs.set(info.path, info.derivationOutputs);
       else if (info.path.endsWith('.drv') && opts.derivationOutputsOf) outputs.set(info.path, opts.derivationOutputsOf(info.path));
     }
     const now = Math.floor(Date.now() / 1000);
-    const body = () => this.writeRows(inPathOrder(batch), outputs, now);
+    const body = () => this.writeRows(PathOrder.of(distinct), outputs, now);
     if (!opts.beforeCommit) {
       this.withoutForeignKeyChecks(() => this.db.transaction(body).immediate());
       return;
@@ -480,7 +489,8 @@ export class StoreDb {
   }
 
   /** The rows of one batch, inside the caller's transaction. */
-  private writeRows(ordered: readonly ValidPathInfo[], outputs: ReadonlyMap<string, Record<string, string>>, now: number): void {
+  private writeRows(order: PathOrder<ValidPathInfo>, outputs: ReadonlyMap<string, Record<string, string>>, now: number): void {
+    const ordered = order.items;
     // An AUTOINCREMENT id is one more than the largest ever handed out; we hold the write lock.
     const before = Math.max((this.stmts.maxId.get() as number | null) ?? 0, (this.stmts.sequence.get() as number | undefined) ?? 0);
     const rows = this.chunkedInsert('rows', this.stmts.upsert, 6);
@@ -488,8 +498,6 @@ export class StoreDb {
       rows.add(info.path, `sha256:${info.narHash.hex}`, info.registrationTime ?? now, info.deriver ?? null, info.narSize, info.ca ?? null);
     }
     rows.flush();
-    const index = new Map<string, number>();
-    for (let i = 0; i < ordered.length; i++) index.set(ordered[i]!.path, i);
     const [added, top] = this.stmts.addedSince.get(before) as [number, number | null];
     // Usually every row is new, and the ids are before+1… in insertion order: no need to read
     // 100k paths back. A re-registered row keeps its id, so then every id is looked up.
@@ -497,7 +505,7 @@ export class StoreDb {
     const known = new Map<string, number>();
     const idOf = (p: string): number | undefined => {
       if (contiguous) {
-        const i = index.get(p);
+        const i = order.position(p);
         if (i !== undefined) return before + 1 + i;
       }
       let id = known.get(p);
@@ -595,63 +603,3 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   fs.renameSync(tmp, file);
 }
 
-/**
- * The batch sorted by path (byte order; store paths are ASCII): inserting in path order keeps
- * the path index's B-tree appends local. dump-db output is sorted already: checked first.
- */
-function inPathOrder(batch: ReadonlyMap<string, ValidPathInfo>): ValidPathInfo[] {
-  const infos = [...batch.values()];
-  let sorted = true;
-  for (let i = 1; i < infos.length && sorted; i++) sorted = infos[i - 1]!.path < infos[i]!.path;
-  return sorted ? infos : sortByPath(infos);
-}
-
-/** Nix's base32 digits in ascending character order, so their values sort as the characters do. */
-const DIGIT = new Int8Array(128).fill(-1);
-for (const [i, c] of [...'0123456789abcdfghijklmnpqrsvwxyz'].entries()) DIGIT[c.charCodeAt(0)] = i;
-const KEY_CHARS = 6;
-
-/**
- * Sorts store paths of one store by a number made of the first characters of their hash
- * parts (native numeric sort: a string sort of 100k paths cost ~100 ms), then by whole path
- * where those agree. Paths of other shapes fall back to the string sort.
- */
-export function sortByPath(infos: ValidPathInfo[]): ValidPathInfo[] {
-  const n = infos.length;
-  const first = infos[0]!.path;
-  const at = first.lastIndexOf('/') + 1;
-  if (n >= 2 ** 20 || at === 0) return infos.sort(byPath);
-  const prefix = first.slice(0, at);
-  const keys = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = infos[i]!.path;
-    if (p.length < at + KEY_CHARS || !p.startsWith(prefix)) return infos.sort(byPath);
-    let v = 0;
-    for (let k = 0; k < KEY_CHARS; k++) {
-      const d = DIGIT[p.charCodeAt(at + k)] ?? -1;
-      if (d < 0) return infos.sort(byPath);
-      v = v * 32 + d;
-    }
-    // 30 bits of hash, 20 of index: exact in a double.
-    keys[i] = v * 2 ** 20 + i;
-  }
-  keys.sort();
-  const out: ValidPathInfo[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = infos[keys[i]! % 2 ** 20]!;
-  // Runs that share the key's characters are put in whole-path order.
-  for (let i = 0; i < n; ) {
-    const v = Math.floor(keys[i]! / 2 ** 20);
-    let j = i + 1;
-    while (j < n && Math.floor(keys[j]! / 2 ** 20) === v) j++;
-    if (j - i > 1) {
-      const run = out.slice(i, j).sort(byPath);
-      for (let k = i; k < j; k++) out[k] = run[k - i]!;
-    }
-    i = j;
-  }
-  return out;
-}
-
-function byPath(a: ValidPathInfo, b: ValidPathInfo): number {
-  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
-}

@@ -57,7 +57,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   const paths = batch.map((r) => r.path);
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks references; canonicalising, which changes files, waits for both.
-  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true };
+  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true, unique: true };
   const pool = new HashPool();
   try {
     return await registerBatch(pool);

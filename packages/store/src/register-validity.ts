@@ -114,14 +114,19 @@ export async function registerValidity(store: Store, entries: readonly Registrat
 
   /** The rows to write: hashes from the input, or (without --hash-given) from the threads. */
   function toInfos(hashed: readonly (PathHashResult | undefined)[] | undefined): ValidPathInfo[] {
-    return batch.map((r, i) => ({
-      path: r.path,
-      narHash: opts.hashGiven ? r.narHash! : hashed![i]!.narHash,
-      narSize: opts.hashGiven ? r.narSize! : hashed![i]!.narSize,
+    return batch.map((r, i) => {
       // Most entries list each reference once: copy only when there is something to drop.
-      references: r.references.length < 2 || new Set(r.references).size === r.references.length ? r.references : [...new Set(r.references)],
-      deriver: r.deriver,
-    }));
+      const unique = r.references.length < 2 || new Set(r.references).size === r.references.length;
+      // With hashes given, an entry already has a row's fields: no second object per path.
+      if (opts.hashGiven && unique) return r as ValidPathInfo;
+      return {
+        path: r.path,
+        narHash: opts.hashGiven ? r.narHash! : hashed![i]!.narHash,
+        narSize: opts.hashGiven ? r.narSize! : hashed![i]!.narSize,
+        references: unique ? r.references : [...new Set(r.references)],
+        deriver: r.deriver,
+      };
+    });
   }
 
   function readError(e: unknown): unknown {

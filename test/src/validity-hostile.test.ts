@@ -1,6 +1,7 @@
 // Hostile input to register-validity, load-db and import: exit 2, a message naming the place, the store unchanged.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { tempStore } from '@drover/store/testing';
 import { drover, exportStream, fakeStorePath, makeChain, registrationText, snapshot, writeOnDisk } from './validity-helpers.js';
 
@@ -84,4 +85,29 @@ test('register-validity and load-db reject malformed or dangling registrations, 
   }
   assert.notDeepEqual(afterWrite, before);
   assert.equal(drover(s.env, ['register-validity'], good).code, 0);
+});
+
+test('a batch large enough for the hashing threads is refused with every file untouched (modes included)', (t) => {
+  const { s, state } = seeded(t);
+  // Past the pool's threshold, so threads hash (and would canonicalise) while the checks run.
+  const many = makeChain(s.storeDir, 'many', 2500, 16);
+  writeOnDisk(many);
+  const afterWrite = state();
+  const last = many[many.length - 1]!;
+  const missing = makeChain(s.storeDir, 'gone', 1);
+  const cases: [string, string, RegExp][] = [
+    ['a reference to nothing, last', registrationText([...many.slice(0, -1), { ...last, references: [fakeStorePath(s.storeDir, 'nope', 'nope')] }]), /is not valid and not in the input/],
+    ['a path missing on disk, last', registrationText([...many, ...missing]), /'.*-gone-0' does not exist on disk/],
+  ];
+  for (const [what, input, re] of cases) {
+    expectRejected(drover(s.env, ['register-validity'], input), re, what);
+    assert.deepEqual(state(), afterWrite, `${what}: the store changed`);
+  }
+  assert.equal(drover(s.env, ['register-validity'], registrationText(many)).code, 0);
+  // Whether the hashing pass or the pass after it made each one read-only, every one is.
+  for (const p of many) {
+    const st = fs.statSync(p.path);
+    assert.equal(st.mode & 0o7777, 0o444, p.path);
+    assert.equal(st.mtimeMs, 1000, p.path);
+  }
 });

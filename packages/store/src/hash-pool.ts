@@ -8,6 +8,8 @@ import { Hash } from './hash.js';
 export interface PathHashResult {
   narHash: Hash;
   narSize: number;
+  /** Made canonical in the same pass (`canonicaliseOnceOpen` with the gate open by then). */
+  canonicalised: boolean;
 }
 
 /** A path that could not be read or canonicalised; the message names it. */
@@ -181,8 +183,11 @@ function singleFile(root: string, h: Hash256 | undefined, canonicalise: boolean)
 
 type Hash256 = ReturnType<typeof createHash>;
 
-/** One path's work in the current thread: returns [hex, size] or an error message. */
-function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [string, number] | string {
+type Done = [hex: string, size: number, canonicalised: 0 | 1];
+
+/** One path's work in the current thread: returns [hex, size, canonicalised] or an error message. */
+function work(p: string, o: Required<PathWork>, gate: Int32Array): Done | string {
+  const opts = { hash: o.hash, canonicalise: o.canonicalise || (o.canonicaliseOnceOpen && Atomics.load(gate, 0) === 1) };
   try {
     if (!opts.hash && !opts.canonicalise) {
       // access(2) makes no Stats object (lstat's costs four Dates); it follows a symlink, so
@@ -192,10 +197,10 @@ function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [strin
       } catch {
         fs.lstatSync(p);
       }
-      return ['', 0];
+      return ['', 0, 0];
     }
     const { hash, size } = hashAndCanonicalise(p, opts);
-    return [hash.toString('hex'), size];
+    return [hash.toString('hex'), size, opts.canonicalise ? 1 : 0];
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? `'${p}' does not exist on disk` : `cannot read '${p}': ${(e as Error).message}`;
   }
@@ -205,6 +210,12 @@ function work(p: string, opts: { hash: boolean; canonicalise: boolean }): [strin
 export interface PathWork {
   hash?: boolean;
   canonicalise?: boolean;
+  /**
+   * Canonicalise too each path reached once the pool's gate is open (`openGate`): a hashing
+   * pass then does the canonicalising of all but the paths it reached before, which saves a
+   * second walk of them (register-validity opens the gate once its checks have passed).
+   */
+  canonicaliseOnceOpen?: boolean;
 }
 
 /**
@@ -232,20 +243,27 @@ export class HashPool {
   private readonly threads: number;
   private readonly minPaths: number | undefined;
   /** `minPaths` overrides the batch size from which threads start (tests use 0). */
+  /** Open (1) once canonicalising is allowed: read by every thread as it reaches each path. */
+  private readonly gate = new Int32Array(new SharedArrayBuffer(4));
   constructor(threads?: number, opts: { minPaths?: number } = {}) {
     this.threads = threads ?? Math.min(os.availableParallelism(), 8);
     this.minPaths = opts.minPaths;
   }
 
+  /** Lets `canonicaliseOnceOpen` passes canonicalise from now on (they may be running). */
+  openGate(): void {
+    Atomics.store(this.gate, 0, 1);
+  }
+
   async run(paths: readonly string[], opts: PathWork = {}): Promise<(PathHashResult | undefined)[]> {
-    const o = { hash: opts.hash ?? true, canonicalise: opts.canonicalise ?? false };
-    const raw: ([string, number] | string)[] = new Array(paths.length);
+    const o = { hash: opts.hash ?? true, canonicalise: opts.canonicalise ?? false, canonicaliseOnceOpen: opts.canonicaliseOnceOpen ?? false };
+    const raw: (Done | string)[] = new Array(paths.length);
     const minParallel = this.minPaths ?? (o.hash ? MIN_PARALLEL.hash : o.canonicalise ? MIN_PARALLEL.canonicalise : MIN_PARALLEL.exists);
     // Threads already running cost nothing more to use.
     if (this.threads <= 1 || (paths.length < minParallel && this.workers.length === 0)) {
-      for (let i = 0; i < paths.length; i++) raw[i] = work(paths[i]!, o);
+      for (let i = 0; i < paths.length; i++) raw[i] = work(paths[i]!, o, this.gate);
     } else {
-      while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true } }));
+      while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, gate: this.gate } }));
       const size = o.hash ? HASH_CHUNK : META_CHUNK;
       const n = paths.length;
       const threads = this.workers.length;
@@ -267,12 +285,12 @@ export class HashPool {
     }
     return raw.map((r) => {
       if (typeof r === 'string') throw new PathReadError(r);
-      return o.hash ? { narHash: new Hash('sha256', Buffer.from(r[0], 'hex'), r[0]), narSize: r[1] } : undefined;
+      return o.hash ? { narHash: new Hash('sha256', undefined, r[0]), narSize: r[1], canonicalised: r[2] === 1 } : undefined;
     });
   }
 
   /** Keeps one thread busy with the chunks `take` gives it until there are none left. */
-  private feed(w: Worker, paths: readonly string[], o: Required<PathWork>, raw: ([string, number] | string)[], take: () => [number, number] | undefined): Promise<void> {
+  private feed(w: Worker, paths: readonly string[], o: Required<PathWork>, raw: (Done | string)[], take: () => [number, number] | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Start offsets of the chunks this thread has in flight, answered in order.
       const inFlight: number[] = [];
@@ -288,7 +306,7 @@ export class HashPool {
         }
         if (inFlight.length === 0) done(undefined);
       };
-      const onMessage = (results: ([string, number] | string)[]) => {
+      const onMessage = (results: (Done | string)[]) => {
         const start = inFlight.shift()!;
         for (let i = 0; i < results.length; i++) raw[start + i] = results[i]!;
         send();
@@ -316,7 +334,8 @@ export class HashPool {
 const AHEAD = 64;
 
 if (!isMainThread && (workerData as { droverHashPool?: boolean } | null)?.droverHashPool) {
-  parentPort!.on('message', (m: { paths: string[]; hash: boolean; canonicalise: boolean }) => {
-    parentPort!.postMessage(m.paths.map((p) => work(p, m)));
+  const gate = (workerData as { gate: Int32Array }).gate;
+  parentPort!.on('message', (m: { paths: string[] } & Required<PathWork>) => {
+    parentPort!.postMessage(m.paths.map((p) => work(p, m, gate)));
   });
 }

@@ -66,7 +66,23 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   }
 
   async function registerBatch(pool: HashPool): Promise<string[]> {
-    const reading = pool.run(paths, { hash: !opts.hashGiven, canonicalise: false });
+    // Hashing, the threads canonicalise as they go once every path is known to exist and this
+    // thread's checks have passed (the gate): nothing is touched on a refused input, and most
+    // paths are walked once instead of twice.
+    const gated = opts.canonicalise && !opts.hashGiven;
+    let existing = !gated;
+    let checked = false;
+    const maybeOpen = () => {
+      if (existing && checked) pool.openGate();
+    };
+    const reading = (async () => {
+      if (gated) {
+        await pool.run(paths, { hash: false, canonicalise: false });
+        existing = true;
+        maybeOpen();
+      }
+      return pool.run(paths, { hash: !opts.hashGiven, canonicalise: false, canonicaliseOnceOpen: gated });
+    })();
     reading.catch(() => {});
     let hashed: Awaited<typeof reading> | undefined;
     try {
@@ -82,6 +98,8 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       }
       // Cycles too are refused before anything is touched (the DB would refuse them later).
       checkAcyclic(paths, (p) => byPath.get(p)!.references);
+      checked = true;
+      maybeOpen();
       // With hashes given and nothing to change on disk (load-db), the rows need nothing from
       // the threads: they are written while the threads still check existence, and the
       // transaction commits only once every path turned out to exist.
@@ -99,9 +117,11 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       db.registerValidPaths(infos, common);
       return paths;
     }
-    // The threads make the files read-only while this thread writes the rows; the
-    // transaction commits only once they are done, so no valid path is ever writable.
-    const canonicalising = pool.run(paths, { hash: false, canonicalise: true });
+    // The threads make the files read-only (those the hashing pass did not) while this thread
+    // writes the rows; the transaction commits only once they are done, so no valid path is
+    // ever writable.
+    const rest = gated ? paths.filter((_, i) => !hashed![i]!.canonicalised) : paths;
+    const canonicalising = pool.run(rest, { hash: false, canonicalise: true });
     canonicalising.catch(() => {});
     try {
       await db.registerValidPaths(infos, { ...common, beforeCommit: async () => void (await canonicalising) });

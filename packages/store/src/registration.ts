@@ -46,30 +46,48 @@ export function parseRegistrations(input: string | Buffer, opts: { hashGiven: bo
   const fail = (line: number, msg: string): never => {
     throw new RegistrationFormatError(`${what}: line ${line}: ${msg}`);
   };
-  const next = (expecting: string): string => {
-    if (pos > end) fail(i + 1, `unexpected end of input, expected ${expecting}`);
+  // What a line was expected to be, built only when it is not (100k references would
+  // otherwise make 100k messages nobody reads).
+  type Expecting = string | (() => string);
+  const describe = (e: Expecting) => (typeof e === 'string' ? e : e());
+  /** Ends the current line; its bytes are [pos, stop). */
+  const lineEnd = (expecting: Expecting): number => {
+    if (pos > end) fail(i + 1, `unexpected end of input, expected ${describe(expecting)}`);
     let stop = buf.indexOf(10, pos);
     if (stop < 0 || stop > end) stop = end;
+    i++;
+    return stop;
+  };
+  const next = (expecting: Expecting): string => {
+    const stop = lineEnd(expecting);
     const l = buf.toString('utf8', pos, stop);
     pos = stop + 1;
-    i++;
-    if (l.includes('\r')) fail(i, `carriage return in ${expecting}`);
+    if (l.includes('\r')) fail(i, `carriage return in ${describe(expecting)}`);
     return l;
   };
+  // Read from the bytes: no string per size and count line.
   const number = (expecting: string, max: number): number => {
-    const s = next(expecting);
-    let digits = s.length > 0 && s.length <= 16;
-    for (let k = 0; k < s.length && digits; k++) digits = s.charCodeAt(k) >= 48 && s.charCodeAt(k) <= 57;
-    if (!digits) fail(i, `expected ${expecting} (a decimal number), got '${clip(s)}'`);
-    const n = Number(s);
+    const stop = lineEnd(expecting);
+    let n = 0;
+    let digits = stop > pos && stop - pos <= 16;
+    for (let k = pos; k < stop && digits; k++) {
+      const c = buf[k]!;
+      if (c === 13) fail(i, `carriage return in ${expecting}`);
+      digits = c >= 48 && c <= 57;
+      n = n * 10 + (c - 48);
+    }
+    if (!digits) fail(i, `expected ${expecting} (a decimal number), got '${clip(buf.toString('utf8', pos, stop))}'`);
+    pos = stop + 1;
     if (n > max) fail(i, `${expecting} ${n} is larger than the limit ${max}`);
     return n;
   };
-  const storePathLine = (expecting: string): string => {
+  const storePathLine = (expecting: Expecting): string => {
     const s = next(expecting);
-    if (!s.startsWith('/')) fail(i, `expected ${expecting} (an absolute store path), got '${clip(s)}'`);
+    if (!s.startsWith('/')) fail(i, `expected ${describe(expecting)} (an absolute store path), got '${clip(s)}'`);
     return s;
   };
+  const refAt = { k: 0, count: 0, path: '' };
+  const refExpecting = () => `reference ${refAt.k + 1} of ${refAt.count} of '${refAt.path}'`;
   const out: Registration[] = [];
   while (pos <= end) {
     const line = i + 1;
@@ -90,7 +108,9 @@ export function parseRegistrations(input: string | Buffer, opts: { hashGiven: bo
       r.deriver = deriver;
     }
     const count = number('the number of references', MAX_REFERENCES);
-    for (let k = 0; k < count; k++) r.references.push(storePathLine(`reference ${k + 1} of ${count} of '${path}'`));
+    refAt.count = count;
+    refAt.path = path;
+    for (refAt.k = 0; refAt.k < count; refAt.k++) r.references.push(storePathLine(refExpecting));
     out.push(r);
   }
   return out;

@@ -95,14 +95,21 @@ test('a batch large enough for the hashing threads is refused with every file un
   const afterWrite = state();
   const last = many[many.length - 1]!;
   const missing = makeChain(s.storeDir, 'gone', 1);
+  // A .drv whose output path is not the one its contents give (only reading it tells).
+  const out = `${s.storeDir}/${'a'.repeat(32)}-bogus`;
+  const drv = `${s.storeDir}/${'b'.repeat(32)}-bogus.drv`;
+  fs.writeFileSync(drv, `Derive([("out","${out}","","")],[],[],"x86_64-linux","/bin/sh",[],[("builder","/bin/sh"),("name","bogus"),("out","${out}"),("system","x86_64-linux")])`);
+  const afterDrv = state();
   const cases: [string, string, RegExp][] = [
     ['a reference to nothing, last', registrationText([...many.slice(0, -1), { ...last, references: [fakeStorePath(s.storeDir, 'nope', 'nope')] }]), /is not valid and not in the input/],
     ['a path missing on disk, last', registrationText([...many, ...missing]), /'.*-gone-0' does not exist on disk/],
+    ['a lying .drv, last', `${registrationText(many)}${drv}\n\n0\n`, /line \d+: derivation '.*-bogus.drv' has incorrect output 'out'/],
   ];
   for (const [what, input, re] of cases) {
     expectRejected(drover(s.env, ['register-validity'], input), re, what);
-    assert.deepEqual(state(), afterWrite, `${what}: the store changed`);
+    assert.deepEqual(state(), afterDrv, `${what}: the store changed`);
   }
+  assert.notDeepEqual(afterDrv, afterWrite);
   assert.equal(drover(s.env, ['register-validity'], registrationText(many)).code, 0);
   // Whether the hashing pass or the pass after it made each one read-only, every one is.
   for (const p of many) {

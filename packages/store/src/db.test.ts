@@ -116,6 +116,15 @@ test('validAmong answers the same whether it looks each path up or reads a small
   assert.deepEqual(db.validAmong([]), new Set());
 });
 
+test('a batch said to be unique that repeats a path is refused whole, not registered past the cycle check', (t) => {
+  const { db, make } = setup(t);
+  const a = make('dup-a');
+  const b = make('dup-b', [a.path]);
+  assert.throws(() => db.registerValidPaths([{ ...a, references: [b.path] }, b, { ...a, narSize: 999 }], { unique: true }), (e: unknown) => e instanceof RegistrationError && /twice in one batch/.test((e as Error).message));
+  assert.equal(db.isValid(a.path), false);
+  assert.equal(db.isValid(b.path), false);
+});
+
 test('a 20k-path chain: one transaction, and requisites walk it in one query', (t) => {
   const { db, make } = setup(t);
   const infos: ValidPathInfo[] = [];

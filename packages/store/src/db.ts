@@ -491,6 +491,10 @@ export class StoreDb {
   /** The rows of one batch, inside the caller's transaction. */
   private writeRows(order: PathOrder<ValidPathInfo>, outputs: ReadonlyMap<string, Record<string, string>>, now: number): void {
     const ordered = order.items;
+    // A caller that said `unique` and was wrong would get references past the cycle check.
+    for (let i = 1; i < ordered.length; i++) {
+      if (ordered[i]!.path === ordered[i - 1]!.path) throw new RegistrationError(`cannot register '${ordered[i]!.path}' twice in one batch`);
+    }
     // An AUTOINCREMENT id is one more than the largest ever handed out; we hold the write lock.
     const before = Math.max((this.stmts.maxId.get() as number | null) ?? 0, (this.stmts.sequence.get() as number | undefined) ?? 0);
     const rows = this.chunkedInsert('rows', this.stmts.upsert, 6);

@@ -1,6 +1,7 @@
 // Registering paths that are already on disk (`nix-store --register-validity` / `--load-db`).
 import { HashPool, PathReadError, type PathHashResult } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
+import { DroverError } from './errors.js';
 import { isWellFormedStorePath, parseStorePath } from './store-path.js';
 import { checkAcyclic } from './topo-sort.js';
 import type { Registration } from './registration.js';
@@ -57,7 +58,9 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   const paths = batch.map((r) => r.path);
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks references; canonicalising, which changes files, waits for both.
-  const common = { derivationOutputsOf: (drv: string) => store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true, unique: true };
+  // Each .drv's outputs, read (and checked) with the other checks, before anything is touched.
+  const drvOutputs = new Map<string, Record<string, string>>();
+  const common = { derivationOutputsOf: (drv: string) => drvOutputs.get(drv) ?? store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true, unique: true };
   const pool = new HashPool();
   try {
     return await registerBatch(pool);
@@ -67,8 +70,10 @@ export async function registerValidity(store: Store, entries: readonly Registrat
 
   async function registerBatch(pool: HashPool): Promise<string[]> {
     // Hashing, the threads canonicalise as they go once every path is known to exist and this
-    // thread's checks have passed (the gate): nothing is touched on a refused input, and most
-    // paths are walked once instead of twice.
+    // thread's checks have passed (the gate), so most paths are walked once instead of twice.
+    // An input refused by the checks touches nothing; a path that fails to hash after the gate
+    // opened (a FIFO inside it, a file that shrinks) fails the registration with the paths
+    // before it already read-only, as Nix's register-validity leaves them.
     const gated = opts.canonicalise && !opts.hashGiven;
     let existing = !gated;
     let checked = false;
@@ -96,8 +101,20 @@ export async function registerValidity(store: Store, entries: readonly Registrat
           }
         }
       }
-      // Cycles too are refused before anything is touched (the DB would refuse them later).
+      // Cycles too are refused before anything is touched (the DB would refuse them later),
+      // and so is a .drv whose outputs are not the ones its contents give.
       checkAcyclic(paths, (p) => byPath.get(p)!.references);
+      for (const r of batch) {
+        if (!r.path.endsWith('.drv')) continue;
+        try {
+          drvOutputs.set(r.path, store.derivationOutputsOf(r.path));
+        } catch (e) {
+          // As the threads would say it; a .drv that does not parse or lies is bad input too.
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') fail(r, `cannot register: '${r.path}' does not exist on disk`);
+          if (e instanceof DroverError && e.exitCode === 2) fail(r, e.message);
+          throw e;
+        }
+      }
       checked = true;
       maybeOpen();
       // With hashes given and nothing to change on disk (load-db), the rows need nothing from

@@ -48,6 +48,8 @@ test('malformed input names the input, the line and the problem', () => {
     [`${A}\n${HEX}\n-5\n\n0\n`, true, /line 3: expected the NAR size/],
     [`${A}\n\n99999999\n`, false, /line 3: the number of references 99999999 is larger than the limit/],
     [`${A}\r\n\n0\n`, false, /line 1: carriage return/],
+    [`${A}\n\n1x\r\n`, false, /line 3: carriage return in the number of references/],
+    [`${A}\n${HEX}\n12\r\n\n0\n`, true, /line 3: carriage return in the NAR size/],
     [`\n${A}\n\n0\n`, false, /line 1: expected a store path/],
   ];
   for (const [text, hashGiven, re] of bad) {

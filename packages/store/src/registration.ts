@@ -72,11 +72,14 @@ export function parseRegistrations(input: string | Buffer, opts: { hashGiven: bo
     let digits = stop > pos && stop - pos <= 16;
     for (let k = pos; k < stop && digits; k++) {
       const c = buf[k]!;
-      if (c === 13) fail(i, `carriage return in ${expecting}`);
       digits = c >= 48 && c <= 57;
       n = n * 10 + (c - 48);
     }
-    if (!digits) fail(i, `expected ${expecting} (a decimal number), got '${clip(buf.toString('utf8', pos, stop))}'`);
+    if (!digits) {
+      const l = buf.toString('utf8', pos, stop);
+      if (l.includes('\r')) fail(i, `carriage return in ${expecting}`);
+      fail(i, `expected ${expecting} (a decimal number), got '${clip(l)}'`);
+    }
     pos = stop + 1;
     if (n > max) fail(i, `${expecting} ${n} is larger than the limit ${max}`);
     return n;

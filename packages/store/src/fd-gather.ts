@@ -54,10 +54,6 @@ export class GatherPlan {
     this.tokenBytes = this.pendingTokens = this.items = this.pathBytes = 0;
   }
 
-  get files(): number {
-    return this.items;
-  }
-
   /** Bytes queued (not counting the files). */
   get bytes(): number {
     return this.tokenBytes;

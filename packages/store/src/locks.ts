@@ -55,7 +55,7 @@ export class FileLock {
         try {
           fs.writeSync(fd, 'd');
         } catch {
-          /* the waiter compares inodes (drover) or retries on its own next open (Nix) */
+          /* unmarked: a drover waiter still sees the inode is gone; a Nix one may not, as when Nix's own write fails */
         }
       }
     } finally {

@@ -170,9 +170,7 @@ export async function hashPathAsync(root: PathLike, algo: HashAlgo = 'sha256'): 
  * Writes the NAR of `root` to a file descriptor (stdout of `dump`): this thread walks while a
  * native thread writes, file contents copied by the kernel (sendfile), not through memory.
  */
-export async function dumpToFd(root: PathLike, fd: number): Promise<number> {
-  return dumpNarToFd(root, fd);
-}
+export { dumpNarToFd as dumpToFd };
 
 /** What the NAR parser tells its consumer; names are raw bytes, validated before the call. */
 export interface NarVisitor {

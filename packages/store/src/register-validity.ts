@@ -57,7 +57,8 @@ export async function registerValidity(store: Store, entries: readonly Registrat
   const batch = [...byPath.values()].filter((r) => !validBefore.has(r.path));
   const paths = batch.map((r) => r.path);
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
-  // this thread checks references; canonicalising, which changes files, waits for both.
+  // this thread checks the input; canonicalising, which changes files, waits for the checks
+  // and for every path to be known to exist.
   // Each .drv's outputs, read (and checked) with the other checks, before anything is touched.
   const drvOutputs = new Map<string, Record<string, string>>();
   const common = { derivationOutputsOf: (drv: string) => drvOutputs.get(drv) ?? store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true, unique: true };

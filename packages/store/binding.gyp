@@ -2,8 +2,8 @@
 {
   "targets": [
     {
-      "target_name": "fd_gather",
-      "sources": ["native/fd-gather.c"],
+      "target_name": "drover_native",
+      "sources": ["native/addon.c", "native/fd-gather.c", "native/file-batch.c", "native/sync-fs.c"],
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store, addFailedPath } from '@drover/store';
-import { tempStore } from '@drover/store/testing';
+import { STORE_BIN, tempStore } from '@drover/store/testing';
 import { drover, exportStream, fakeStorePath, makeChain } from './validity-helpers.js';
 
 function ok(r: { code: number | null; stderr: string; stdout: string }, what: string) {
@@ -105,4 +105,32 @@ test('failed lists and clears FailedPaths', (t) => {
   assert.equal(drover(s.env, ['failed']).code, 2);
   assert.equal(drover(s.env, ['failed', '--clear']).code, 2);
   assert.equal(drover(s.env, ['failed', '--list', a]).code, 2);
+});
+
+test('a user without root imports a directory-shaped path (moved in from the import\'s scratch directory)', (t) => {
+  const s = tempStore('drover-cli-nonroot-');
+  t.after(s.cleanup);
+  const nobody = Number(spawnSync('id', ['-u', 'nobody']).stdout.toString().trim());
+  fs.chmodSync(s.dir, 0o755);
+  fs.chownSync(s.dir, nobody, -1);
+  const src = path.join(s.dir, 'src');
+  fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(src, 'sub', 'f'), 'inner\n');
+  fs.writeFileSync(path.join(src, 'g'), 'outer\n');
+  const asNobody = (args: string[], input?: Buffer) => {
+    const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, STORE_BIN, ...args], { env: { ...process.env, ...s.env }, input });
+    return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), bytes: r.stdout };
+  };
+  const p = ok(asNobody(['add', src]), 'add').trim();
+  const stream = asNobody(['export', p]).bytes;
+  assert.ok(stream.length > 0);
+  // As nobody would find it after a garbage collection: no path, no DB.
+  fs.chmodSync(p, 0o755);
+  fs.rmSync(p, { recursive: true });
+  fs.rmSync(s.stateDir, { recursive: true });
+  assert.equal(ok(asNobody(['import'], stream), 'import').trim(), p);
+  assert.equal(fs.statSync(p).mode & 0o7777, 0o555, 'the path is read-only again');
+  assert.equal(fs.readFileSync(path.join(p, 'sub', 'f'), 'utf8'), 'inner\n');
+  assert.deepEqual(fs.readdirSync(s.storeDir).filter((n) => n !== path.basename(p)), [], 'no scratch directory or lock file left');
+  ok(asNobody(['verify', '--check-contents']), 'verify');
 });

@@ -238,13 +238,15 @@ export class GuardedStore extends Store {
     return this.base.db;
   }
   override close(): void {}
-  override async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
+  override async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[], opts?: Parameters<Store['commitPaths']>[1]): Promise<string[]> {
     const refused = this.vet(items.map((i) => i.info));
     if (refused) {
       for (const i of items) removeTree(i.tmp);
       throw refused;
     }
-    return super.commitPaths(items);
+    // The import's locks (taken while it read the stream) go along: without them the
+    // commit would wait for locks this very process holds.
+    return super.commitPaths(items, opts);
   }
 }
 

@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "native.h"
+
 // A plan item is four doubles: bytes of `tokens` to write first, then the file named by
 // `paths[pathAt, pathAt+pathLen)` (none if pathLen is 0) whose first `size` bytes follow.
 #define ITEM 4
@@ -182,17 +184,9 @@ static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   if (status != napi_ok && !j->err) j->err = ECANCELED;
   if (j->err) {
-    napi_value msg, error, v;
     const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : j->err == -3 ? "no longer a regular file" : uv_strerror(-j->err);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &error);
-    napi_create_string_utf8(env, j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : j->err == -3 ? "ECHANGED" : uv_err_name(-j->err), NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, error, "code", v);
-    napi_create_string_utf8(env, j->syscall ? j->syscall : "", NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, error, "syscall", v);
-    napi_create_double(env, (double)j->errItem, &v);
-    napi_set_named_property(env, error, "item", v);
-    napi_reject_deferred(env, j->deferred, error);
+    const char *code = j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : j->err == -3 ? "ECHANGED" : uv_err_name(-j->err);
+    napi_reject_deferred(env, j->deferred, nativeError(env, text, code, j->syscall, j->errItem));
   } else {
     napi_value undef;
     napi_get_undefined(env, &undef);
@@ -203,20 +197,15 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
 // gather(fd, tokens: Buffer, plan: Float64Array, paths: Buffer): Promise<void>. The caller
 // must not touch the three buffers until the promise settles, nor start a second gather on
 // the same fd before then (libuv may run two at once, and the output would interleave).
 static napi_value gather(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) return fail(env, "gather(fd, tokens, plan, paths)");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) return throwTypeError(env, "gather(fd, tokens, plan, paths)");
   Job *j = calloc(1, sizeof(Job));
-  if (!j) return fail(env, "out of memory");
+  if (!j) return throwTypeError(env, "out of memory");
   int32_t out;
   void *p;
   size_t n;
@@ -244,12 +233,11 @@ static napi_value gather(napi_env env, napi_callback_info info) {
   return promise;
 bad:
   free(j);
-  return fail(env, "gather(fd: int, tokens: Buffer, plan: Float64Array of 4 per item, paths: Buffer)");
+  return throwTypeError(env, "gather(fd: int, tokens: Buffer, plan: Float64Array of 4 per item, paths: Buffer)");
 }
 
-NAPI_MODULE_INIT() {
+void registerFdGather(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "gather", NAPI_AUTO_LENGTH, gather, NULL, &fn);
   napi_set_named_property(env, exports, "gather", fn);
-  return exports;
 }

@@ -1,29 +1,11 @@
 // The native gather writer (native/fd-gather.c): bytes and whole files to a descriptor, the
 // files copied by the kernel (sendfile), on a libuv thread while JavaScript goes on.
-import { createRequire } from 'node:module';
-
-interface Native {
-  gather(fd: number, tokens: Buffer, plan: Float64Array, paths: Buffer): Promise<void>;
-}
-
-let native: Native | undefined;
-
-function load(): Native {
-  // Built by `npm ci` (node-gyp); without it drover-store cannot dump, so say how to fix it.
-  try {
-    native ??= createRequire(import.meta.url)('../build/Release/fd_gather.node') as Native;
-  } catch (e) {
-    throw new Error(`drover-store's native part is missing or broken (${(e as Error).message.split('\n')[0]}); run 'npm ci' (or 'npm rebuild @drover/store')`);
-  }
-  return native;
-}
+import { loadNative, type NativeError } from './native.js';
 
 /** A failed gather: which item (file) and which system call, with Node's error code. */
-export interface GatherError extends Error {
+export interface GatherError extends NativeError {
   /** Node's code (EACCES…), or ESHRANK (the file ended before its size) or ECHANGED (no longer a regular file). */
   code: string;
-  syscall: string;
-  item: number;
 }
 
 const ITEM = 4;
@@ -106,6 +88,6 @@ export class GatherPlan {
   write(fd: number): Promise<void> {
     // Bytes after the last file go out as an item without a file.
     if (this.pendingTokens > 0) this.add(0, 0, 0);
-    return load().gather(fd, Buffer.concat(this.tokens, this.tokenBytes), this.plan.subarray(0, ITEM * this.items), this.paths.subarray(0, this.pathBytes));
+    return loadNative().gather(fd, Buffer.concat(this.tokens, this.tokenBytes), this.plan.subarray(0, ITEM * this.items), this.paths.subarray(0, this.pathBytes));
   }
 }

@@ -1,6 +1,7 @@
 // Writes many files at once through the thread pool, with bounded memory: restoring a NAR
 // is dominated by file creation (≈0.5 ms each here), and creations overlap well.
 import fs from 'node:fs';
+import { FileBatch } from './file-batch.js';
 
 const CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
@@ -27,8 +28,19 @@ export interface FileJob {
   end(): Promise<void> | void;
 }
 
+/**
+ * Files up to this size are written whole through the native batch (file-batch.ts): one
+ * trip to a libuv thread per batch instead of five per file. Bigger ones are streamed.
+ */
+const SMALL_FILE = 256 << 10;
+const BATCH_FILES = 256;
+const BATCH_BYTES = 4 << 20;
+
 export class ParallelFileWriter {
   private pendingBytes = 0;
+  /** Small files collected for the next native batch, and the batches before it, in order. */
+  private batch: FileBatch | undefined;
+  private batches: Promise<void> = Promise.resolve();
   private pendingFiles = 0;
   private error: unknown;
   private waiters: (() => void)[] = [];
@@ -66,8 +78,12 @@ export class ParallelFileWriter {
     return t;
   }
 
-  /** Creates `file` (which must not exist, and is never followed if a symlink). */
-  async begin(file: Buffer | string, mode: number, finalMode: number): Promise<FileJob> {
+  /**
+   * Creates `file` (which must not exist, and is never followed if a symlink). `size`, when
+   * known, lets a small file wait in memory for the next batch.
+   */
+  async begin(file: Buffer | string, mode: number, finalMode: number, size?: number): Promise<FileJob> {
+    if (size !== undefined && size <= SMALL_FILE) return this.small(typeof file === 'string' ? Buffer.from(file) : file, mode, finalMode);
     await this.waitUntil(() => this.pendingFiles < this.maxFiles);
     this.pendingFiles++;
     const fd = p<number>((cb) => fs.open(file, CREATE, mode, cb));
@@ -140,8 +156,49 @@ export class ParallelFileWriter {
     };
   }
 
+  private small(file: Buffer, mode: number, finalMode: number): FileJob {
+    const chunks: Buffer[] = [];
+    return {
+      write: (chunk) => {
+        chunks.push(chunk);
+        if (this.error) throw this.error;
+      },
+      end: () => {
+        if (this.error) throw this.error;
+        const b = (this.batch ??= new FileBatch(BATCH_FILES));
+        b.add(file, mode, this.opts.canonical ? finalMode : -1, chunks);
+        this.pendingBytes += chunks.reduce((n, c) => n + c.length, 0);
+        if (b.full || b.bytes >= BATCH_BYTES) return this.submit();
+      },
+    };
+  }
+
+  /**
+   * Sends the batch being filled to the native writer once the one before it is written,
+   * and resolves when that one is: one batch written while the next fills, so memory stays
+   * bounded. Failures reach the caller as every other write's do (the next call, or drain).
+   */
+  private async submit(): Promise<void> {
+    const b = this.batch;
+    this.batch = undefined;
+    if (!b) return;
+    const before = this.batches;
+    const run = (async () => {
+      await before;
+      if (this.error) return;
+      await b.write(!!this.opts.canonical);
+    })().finally(() => {
+      this.pendingBytes -= b.bytes;
+      this.wake();
+    });
+    this.batches = this.track(run);
+    await before;
+    if (this.error) throw this.error;
+  }
+
   /** Waits for every queued write and close; throws the first error any of them hit. */
   async drain(): Promise<void> {
+    if (!this.error) await this.submit();
     while (this.all.size > 0) await Promise.all([...this.all]);
     if (this.error) throw this.error;
   }

@@ -1,14 +1,15 @@
 // Importing a Nix export stream: restore while reading, check, then one registration.
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { ExportFormatError } from './errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Hash } from './hash.js';
-import { removeTree, restoreNar } from './nar.js';
+import { NarRestorer, removeTree } from './nar.js';
 import { parseStorePath } from './store-path.js';
 import { readEntryStart, readTrailer } from './export-format.js';
 import type { ValidPathInfo } from './db.js';
-import type { Store } from './store.js';
+import { COMMIT_CHUNK, heldLocks, syncFileSystem, type Store } from './store.js';
+import { tryLock, type FileLock } from './locks.js';
 
 export interface ImportProgress {
   paths: number;
@@ -36,16 +37,21 @@ export async function importPaths(
   const items: { tmp: string; info: ValidPathInfo }[] = [];
   const seen = new Set<string>();
   const order: string[] = [];
-  let tmp: string | undefined;
+  const dir = store.tempDir();
   const flusher = new BackgroundFlush(store.storeDir);
+  const restorer = new NarRestorer({ canonical: true });
+  // Each new path's lock, tried (never waited for) as soon as its trailer names it, so the
+  // lock files are created while the rest of the stream is restored, not all at the end.
+  const early = new Map<string, FileLock>();
+  const held = heldLocks();
   try {
     for (let n = 1; await readEntryStart(r, what); n++) {
       const start = r.offset;
       const hasher = createHash('sha256');
       r.taps.push(hasher);
-      tmp = store.tempPath();
+      const tmp = path.join(dir, String(n));
       try {
-        await restoreNar(r, tmp, `${what}: archive of entry ${n}`, { canonical: true });
+        await restorer.restore(r, tmp, `${what}: archive of entry ${n}`);
       } finally {
         r.taps.pop();
       }
@@ -72,29 +78,52 @@ export async function importPaths(
         tmp,
         info: { path: t.path, narHash: new Hash('sha256', hasher.digest()), narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
       });
-      tmp = undefined;
+      if (items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
+        const l = tryLockOrNot(`${t.path}.lock`);
+        if (l) early.set(t.path, l);
+      }
       seen.add(t.path);
       order.push(t.path);
       opts.onProgress?.({ paths: n, bytes: r.offset });
       flusher.wrote(narSize);
     }
     if (!(await r.atEnd())) throw new ExportFormatError(`${what}: trailing garbage after the end marker at byte ${r.offset}`);
+    await restorer.finish(what, () => r.offset);
   } catch (e) {
+    await restorer.settle();
     await flusher.settle();
-    if (tmp) removeTree(tmp);
-    for (const item of items) removeTree(item.tmp);
+    for (const l of early.values()) l.release({ unlink: true });
+    removeTree(dir);
     throw e;
   }
   await flusher.settle();
-  await store.commitPaths(items);
+  try {
+    await store.commitPaths(items, { preLocked: early });
+  } finally {
+    // Those the commit did not take over (a store that refused the batch first, say).
+    for (const l of early.values()) l.release({ unlink: true });
+    removeTree(dir);
+  }
   return order;
+}
+
+/**
+ * The lock if it is free now; undefined if it is not, or cannot be taken here (the commit
+ * takes it again, waiting, and reports what is wrong).
+ */
+function tryLockOrNot(file: string): FileLock | undefined {
+  try {
+    return tryLock(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Bytes written between two background flushes. */
 const FLUSH_EVERY = 64 << 20;
 
 /**
- * Starts a `sync -f` (syncfs) of the store's file system in the background after every
+ * Starts a syncfs(2) of the store's file system in the background after every
  * FLUSH_EVERY bytes restored, so the disk writes back while the stream is still being read;
  * the commit's own syncfs then finds little left to do. Only an optimisation: the commit
  * syncs regardless, which is what makes the contents durable before registration.
@@ -108,16 +137,15 @@ class BackgroundFlush {
     this.pending += bytes;
     if (this.pending < FLUSH_EVERY || this.running || process.env.DROVER_NO_SYNC === '1') return;
     this.pending = 0;
-    this.running = new Promise<void>((resolve) => {
-      const child = spawn('sync', ['-f', this.dir], { stdio: 'ignore' });
-      child.on('error', () => resolve());
-      child.on('exit', () => resolve());
-    }).then(() => {
-      this.running = undefined;
-    });
+    // A failure here is the commit's to report: its own flush fails the same way.
+    this.running = syncFileSystem(this.dir)
+      .catch(() => {})
+      .then(() => {
+        this.running = undefined;
+      });
   }
 
-  /** Waits for a flush still running, so no child outlives the import. */
+  /** Waits for a flush still running, so none outlives the import. */
   async settle(): Promise<void> {
     await this.running;
   }

@@ -316,57 +316,111 @@ export async function restoreNar(
   what = 'NAR',
   opts: { canonical?: boolean; onFileChunk?: (chunk: Buffer) => void } = {},
 ): Promise<void> {
-  const t = Buffer.from(target);
-  const slash = Buffer.from('/');
-  const full = (p: Buffer[]) => (p.length === 0 ? t : Buffer.concat([t, ...p.flatMap((n) => [slash, n])]));
-  // Directories are made read-only and dated after their children, so collect them.
-  const dirs: Buffer[] = [];
-  const writer = new ParallelFileWriter({ canonical: opts.canonical });
-  const visitor: NarVisitor = {
-    directory(p) {
-      const d = full(p);
-      fs.mkdirSync(d, { mode: 0o755 });
-      if (opts.canonical) dirs.push(d);
-    },
-    symlink(p, target) {
-      const l = full(p);
-      fs.symlinkSync(target, l);
-      if (opts.canonical) fs.lutimesSync(l, 1, 1);
-    },
-    async file(p, executable) {
-      const job = await writer.begin(full(p), executable ? 0o755 : 0o644, executable ? 0o555 : 0o444);
-      return {
-        write(c) {
-          opts.onFileChunk?.(c);
-          return job.write(c);
-        },
-        close: () => job.end(),
-      };
-    },
-  };
+  const restorer = new NarRestorer({ canonical: opts.canonical });
+  await restorer.restore(r, target, what, opts);
   try {
-    fs.lstatSync(target);
-    throw new NarFormatError(`cannot restore to '${target}': it already exists`);
+    await restorer.finish(what, () => r.offset);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  try {
-    await parseNar(r, visitor, what);
-    await writer.drain();
-    for (let i = dirs.length - 1; i >= 0; i--) {
-      fs.chmodSync(dirs[i]!, 0o555);
-      fs.utimesSync(dirs[i]!, 1, 1);
-    }
-  } catch (e) {
-    await writer.settle();
-    const err = e as NodeJS.ErrnoException;
-    // Someone else made `target` since our check: it is theirs, leave it alone.
-    if (err.code === 'EEXIST' && err.path === target) throw new NarFormatError(`cannot restore to '${target}': it already exists`);
+    await restorer.settle();
     removeTree(target);
-    // A hostile archive can nest deeper than the file system allows: that is bad input.
-    if (err.code === 'ENAMETOOLONG') throw new NarFormatError(`${what}: an entry's path is longer than the file system allows (at byte ${r.offset})`);
     throw e;
   }
+}
+
+/**
+ * Restores NARs one after another without waiting for each one's files to be written: an
+ * import of a thousand small paths otherwise waits on the thread pool's open, write, chmod
+ * and close of every path in turn. Files go through one ParallelFileWriter (bounded memory);
+ * directories are made read-only once every file is written (`finish`). A caller that
+ * stops early, or whose `finish` fails, calls `settle` and removes what was restored.
+ */
+export class NarRestorer {
+  private readonly writer: ParallelFileWriter;
+  /** Directories to make read-only and date, children before parents. */
+  private readonly dirs: Buffer[] = [];
+
+  constructor(private readonly opts: { canonical?: boolean } = {}) {
+    this.writer = new ParallelFileWriter({ canonical: opts.canonical });
+  }
+
+  /**
+   * Parses one NAR from `r` into `target` (which must not exist); its files may still be in
+   * flight. An archive that fails to parse leaves nothing of itself behind.
+   */
+  async restore(r: ByteReader, target: string, what = 'NAR', opts: { onFileChunk?: (chunk: Buffer) => void } = {}): Promise<void> {
+    const canonical = this.opts.canonical;
+    const t = Buffer.from(target);
+    const slash = Buffer.from('/');
+    const full = (p: Buffer[]) => (p.length === 0 ? t : Buffer.concat([t, ...p.flatMap((n) => [slash, n])]));
+    const dirs: Buffer[] = [];
+    const writer = this.writer;
+    const visitor: NarVisitor = {
+      directory(p) {
+        const d = full(p);
+        fs.mkdirSync(d, { mode: 0o755 });
+        if (canonical) dirs.push(d);
+      },
+      symlink(p, target) {
+        const l = full(p);
+        fs.symlinkSync(target, l);
+        if (canonical) fs.lutimesSync(l, 1, 1);
+      },
+      async file(p, executable, size) {
+        const job = await writer.begin(full(p), executable ? 0o755 : 0o644, executable ? 0o555 : 0o444, size);
+        return {
+          write(c) {
+            opts.onFileChunk?.(c);
+            return job.write(c);
+          },
+          close: () => job.end(),
+        };
+      },
+    };
+    try {
+      fs.lstatSync(target);
+      throw new NarFormatError(`cannot restore to '${target}': it already exists`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    try {
+      await parseNar(r, visitor, what);
+    } catch (e) {
+      await this.settle();
+      // Someone else made `target` since our check: it is theirs, leave it alone.
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && (e as NodeJS.ErrnoException).path === target) {
+        throw new NarFormatError(`cannot restore to '${target}': it already exists`);
+      }
+      removeTree(target);
+      throw fileSystemLimit(e, what, r.offset);
+    }
+    // Children first: a parent made read-only before them would refuse their creation.
+    for (let i = dirs.length - 1; i >= 0; i--) this.dirs.push(dirs[i]!);
+  }
+
+  /** Waits for every file, then makes the directories read-only. `what` and `at` name the input's place in errors. */
+  async finish(what = 'NAR', at: () => number = () => 0): Promise<void> {
+    try {
+      await this.writer.drain();
+    } catch (e) {
+      throw fileSystemLimit(e, what, at());
+    }
+    for (const d of this.dirs) {
+      fs.chmodSync(d, 0o555);
+      fs.utimesSync(d, 1, 1);
+    }
+    this.dirs.length = 0;
+  }
+
+  /** Waits for everything in flight, ignoring errors (before removing a failed restore). */
+  settle(): Promise<void> {
+    return this.writer.settle();
+  }
+}
+
+/** A hostile archive can nest deeper than the file system allows: that is bad input. */
+function fileSystemLimit(e: unknown, what: string, at: number): unknown {
+  if ((e as NodeJS.ErrnoException).code === 'ENAMETOOLONG') return new NarFormatError(`${what}: an entry's path is longer than the file system allows (at byte ${at})`);
+  return e;
 }
 
 /** rm -rf that also removes read-only trees (store paths are read-only), whatever bytes the names hold. */

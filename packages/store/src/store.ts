@@ -2,17 +2,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { loadNative, type NativeError } from './native.js';
 import { StoreDb, type ValidPathInfo } from './db.js';
 import { resolveConfig, type StoreConfig } from './config.js';
 import { ByteReader } from './byte-reader.js';
 import { narStreamAuto, restoreNar, removeTree, hashPath, hashPathAsync, hashFile } from './nar.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { checkStoreName, fixedOutputCa, makeFixedOutputPath, makeTextPath, textCa } from './store-path.js';
-import { lock, type FileLock } from './locks.js';
+import { lock, tryLock, type FileLock } from './locks.js';
 import { derivationName, readDerivation } from './derivation.js';
 import { computeOutputPaths, copyDerivation } from './derivation-hash.js';
-import { DerivationFormatError, StorePathError, UsageError } from './errors.js';
+import { DerivationFormatError, DroverError, StorePathError, UsageError } from './errors.js';
 
 export class Store {
   readonly storeDir: string;
@@ -46,6 +46,18 @@ export class Store {
   }
 
   /**
+   * A scratch directory inside the store dir (same name pattern as tempPath, so a killed
+   * process's leftover is cleaned the same way). An import restores its entries in here:
+   * creating files in a directory other than the store dir, where the lock files are
+   * created, lets the file system do both at once (each directory serialises its creates).
+   */
+  tempDir(): string {
+    const dir = this.tempPath();
+    fs.mkdirSync(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  /**
    * Moves finished, canonical contents from `tmp` to `dest` and registers them, under
    * dest's `.lock` (the lock file Nix uses too). Contents are synced before registration,
    * so a valid path is never incomplete on disk; a leftover invalid `dest` is replaced.
@@ -63,20 +75,23 @@ export class Store {
    * the number of lock files held stays bounded by the open-file limit.
    * Returns the paths that this call made valid.
    */
-  async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
+  async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[], opts: { preLocked?: Map<string, FileLock> } = {}): Promise<string[]> {
     const added: string[] = [];
+    const pre = opts.preLocked ?? new Map<string, FileLock>();
     let i = 0;
     try {
-      for (; i < items.length; i += COMMIT_CHUNK) added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK))));
+      for (; i < items.length; i += COMMIT_CHUNK) added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK), pre)));
     } catch (e) {
       // The failed chunk cleaned up after itself; the chunks after it were never started.
       for (const item of items.slice(i + COMMIT_CHUNK)) removeTree(item.tmp);
       throw e;
+    } finally {
+      for (const l of pre.values()) l.release({ unlink: true });
     }
     return added;
   }
 
-  private async commitChunk(items: readonly { tmp: string; info: ValidPathInfo }[]): Promise<string[]> {
+  private async commitChunk(items: readonly { tmp: string; info: ValidPathInfo }[], pre: Map<string, FileLock>): Promise<string[]> {
     const pending = new Map<string, { tmp: string; info: ValidPathInfo }>();
     for (const item of items) {
       if (pending.has(item.info.path) || this.db.isValid(item.info.path)) removeTree(item.tmp);
@@ -86,7 +101,25 @@ export class Store {
     const renamed: string[] = [];
     try {
       const held = heldLocks();
-      for (const p of [...pending.keys()].sort()) if (!held.has(p)) locks.push(await lock(`${p}.lock`));
+      const mine = [...pending.keys()].filter((p) => !held.has(p)).sort();
+      // Locks taken while the stream was read (never waited for, so out of order) are kept
+      // only if every other lock of the chunk is free now too; waiting for one while holding
+      // them could deadlock with another committer. Otherwise all are taken again, in order.
+      if (mine.some((p) => pre.has(p))) {
+        for (const p of mine) {
+          const l = pre.get(p) ?? tryLock(`${p}.lock`);
+          pre.delete(p);
+          if (!l) break;
+          locks.push(l);
+        }
+      }
+      if (locks.length < mine.length) {
+        for (const l of locks.splice(0)) l.release();
+        // Lock files of this chunk stay for the waits below; the others are done with.
+        for (const [p, l] of pre) l.release({ unlink: !pending.has(p) });
+        pre.clear();
+        for (const p of mine) locks.push(await lock(`${p}.lock`));
+      }
       // Someone else may have finished a path while we waited for its lock.
       for (const [p, item] of pending) {
         if (this.db.isValid(p)) {
@@ -95,10 +128,10 @@ export class Store {
         }
       }
       if (pending.size === 0) return [];
-      syncFileSystem(this.storeDir);
+      await syncFileSystem(this.storeDir);
       for (const [p, item] of pending) {
         removeTree(p);
-        fs.renameSync(item.tmp, p);
+        moveInto(item.tmp, p);
         renamed.push(p);
       }
       this.db.registerValidPaths(
@@ -237,11 +270,29 @@ export class Store {
 }
 
 /**
+ * Renames `tmp` to `dest`. A directory moved to another parent needs write permission on
+ * itself (its `..` changes), which a canonical (read-only) tree lacks unless we are root:
+ * it gets it for the rename only.
+ */
+function moveInto(tmp: string, dest: string): void {
+  try {
+    fs.renameSync(tmp, dest);
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EACCES' || !fs.lstatSync(tmp).isDirectory()) throw e;
+  }
+  const mode = fs.statSync(tmp).mode & 0o7777;
+  fs.chmodSync(tmp, mode | 0o200);
+  fs.renameSync(tmp, dest);
+  fs.chmodSync(dest, mode);
+}
+
+/**
  * Output locks that the parent process holds on our behalf (`DROVER_HELD_LOCKS`, paths
  * separated by spaces, as Nix's NIX_HELD_LOCKS): a build hook importing the outputs of a
  * build whose scheduler locked them must not wait for those locks, or both wait forever.
  */
-function heldLocks(): Set<string> {
+export function heldLocks(): Set<string> {
   return new Set((process.env.DROVER_HELD_LOCKS ?? '').split(/\s+/).filter((p) => p.length > 0));
 }
 
@@ -259,19 +310,15 @@ function pidAlive(pid: number): boolean {
 }
 
 /**
- * Flushes the file system holding `p` with one syncfs(2) (`sync -f`): one call per batch
- * instead of an fsync per file, which would cost a journal commit for every small file.
+ * Flushes the file system holding `p` with one syncfs(2), on a libuv thread: one call per
+ * batch instead of an fsync per file, which would cost a journal commit for every small
+ * file. A failure (EIO: the disk did not take the data) fails the batch before it is registered.
  */
-export function syncFileSystem(p: string): void {
+export async function syncFileSystem(p: string): Promise<void> {
   if (process.env.DROVER_NO_SYNC === '1') return;
-  const r = spawnSync('sync', ['-f', p], { stdio: 'ignore' });
-  if (r.error || r.status !== 0) {
-    // Not fatal for correctness after a process crash, only after power loss: fall back.
-    const fd = fs.openSync(p, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+  try {
+    await loadNative().syncFs(p);
+  } catch (e) {
+    throw new DroverError(`cannot flush the store's file system to disk: ${(e as Error).message}, ${(e as NativeError).syscall} '${p}'`, 1, { cause: e });
   }
 }

@@ -1,0 +1,29 @@
+// Loading drover-store's native part (native/*.c, built by node-gyp during `npm ci`).
+import { createRequire } from 'node:module';
+
+/** What build/Release/drover_native.node exports; see fd-gather.ts, file-batch.ts and store.ts. */
+export interface Native {
+  gather(fd: number, tokens: Buffer, plan: Float64Array, paths: Buffer): Promise<void>;
+  writeFiles(paths: Buffer, plan: Float64Array, chunks: Buffer[], canonical: boolean): Promise<void>;
+  /** syncfs(2) of the file system holding the path, on a libuv thread. */
+  syncFs(path: string): Promise<void>;
+}
+
+/** A failed native job: which plan item and which system call, with Node's error code. */
+export interface NativeError extends Error {
+  code: string;
+  syscall: string;
+  item: number;
+}
+
+let native: Native | undefined;
+
+export function loadNative(): Native {
+  // Without it drover-store cannot dump or restore, so say how to fix it.
+  try {
+    native ??= createRequire(import.meta.url)('../build/Release/drover_native.node') as Native;
+  } catch (e) {
+    throw new Error(`drover-store's native part is missing or broken (${(e as Error).message.split('\n')[0]}); run 'npm ci' (or 'npm rebuild @drover/store')`);
+  }
+  return native;
+}

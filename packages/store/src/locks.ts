@@ -114,21 +114,6 @@ export function tryLock(file: string, mode: LockMode = 'exclusive'): FileLock | 
   }
 }
 
-/**
- * tryLock with the lock file opened (and, usually, created) on the thread pool: creating a
- * file is the slow part of taking a lock on a busy file system, and an import takes a
- * thousand while its main thread has a stream to read.
- */
-export async function tryLockAsync(file: string, mode: LockMode = 'exclusive'): Promise<FileLock | undefined> {
-  for (;;) {
-    const fd = await new Promise<number>((resolve, reject) =>
-      fs.open(file, LOCK_FLAGS, 0o600, (e, fd) => (e?.code === 'ENOENT' ? resolve(openLockFile(file)) : e ? reject(e) : resolve(fd))),
-    );
-    const l = lockOpened(file, fd, mode);
-    if (l !== 'stale') return l;
-  }
-}
-
 /** Locks an open lock file without waiting: the lock, undefined if it is held, 'stale' if the file was unlinked meanwhile. */
 function lockOpened(file: string, fd: number, mode: LockMode): FileLock | undefined | 'stale' {
   let got: boolean;

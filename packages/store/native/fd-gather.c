@@ -183,15 +183,10 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   if (status != napi_ok && !j->err) j->err = ECANCELED;
-  if (j->err) {
-    const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : j->err == -3 ? "no longer a regular file" : uv_strerror(-j->err);
-    const char *code = j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : j->err == -3 ? "ECHANGED" : uv_err_name(-j->err);
-    napi_reject_deferred(env, j->deferred, nativeError(env, text, code, j->syscall, j->errItem));
-  } else {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, j->deferred, undef);
-  }
+  // Named only on failure: libuv allocates a name for an unknown code, such as 0.
+  const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : j->err == -3 ? "no longer a regular file" : j->err ? uv_strerror(-j->err) : "";
+  const char *code = j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : j->err == -3 ? "ECHANGED" : j->err ? uv_err_name(-j->err) : "";
+  settleJob(env, j->deferred, j->err != 0, text, code, j->syscall, j->errItem);
   for (int k = 0; k < 3; k++) napi_delete_reference(env, j->keep[k]);
   napi_delete_async_work(env, j->work);
   free(j);
@@ -225,12 +220,7 @@ static napi_value gather(napi_env env, napi_callback_info info) {
   j->paths = p;
   j->pathBytes = n;
   for (int k = 0; k < 3; k++) napi_create_reference(env, argv[k + 1], 1, &j->keep[k]);
-  napi_value promise, name;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "drover:fd-gather", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return startJob(env, "drover:fd-gather", execute, complete, j, &j->work, &j->deferred);
 bad:
   free(j);
   return throwTypeError(env, "gather(fd: int, tokens: Buffer, plan: Float64Array of 4 per item, paths: Buffer)");

@@ -117,13 +117,7 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   Batch *b = data;
   if (status != napi_ok && !b->err) b->err = ECANCELED;
-  if (b->err) {
-    napi_reject_deferred(env, b->deferred, nativeError(env, b->err == -2 ? "malformed file batch" : uv_strerror(-b->err), b->err == -2 ? "EPLAN" : uv_err_name(-b->err), b->syscall, b->errItem));
-  } else {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, b->deferred, undef);
-  }
+  settleJob(env, b->deferred, b->err != 0, b->err == -2 ? "malformed file batch" : b->err ? uv_strerror(-b->err) : "", b->err == -2 ? "EPLAN" : b->err ? uv_err_name(-b->err) : "", b->syscall, b->errItem);
   for (int k = 0; k < 3; k++) napi_delete_reference(env, b->keep[k]);
   napi_delete_async_work(env, b->work);
   free(b->chunks);
@@ -164,12 +158,7 @@ static napi_value writeFiles(napi_env env, napi_callback_info info) {
   if (napi_get_value_bool(env, argv[3], &flag) != napi_ok) goto bad;
   b->canonical = flag;
   for (int k = 0; k < 3; k++) napi_create_reference(env, argv[k], 1, &b->keep[k]);
-  napi_value promise, name;
-  napi_create_promise(env, &b->deferred, &promise);
-  napi_create_string_utf8(env, "drover:file-batch", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, b, &b->work);
-  napi_queue_async_work(env, b->work);
-  return promise;
+  return startJob(env, "drover:file-batch", execute, complete, b, &b->work, &b->deferred);
 bad:
   free(b->chunks);
   free(b);

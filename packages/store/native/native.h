@@ -8,6 +8,12 @@
 napi_value nativeError(napi_env env, const char *message, const char *code, const char *syscall, size_t item);
 napi_value throwTypeError(napi_env env, const char *message);
 
+// Queues `execute` then `complete` for `data` on libuv's pool; returns the promise that
+// `complete` settles through `*deferred` (with settleJob).
+napi_value startJob(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete, void *data, napi_async_work *work, napi_deferred *deferred);
+// Resolves the promise, or rejects it with nativeError when `failed`.
+void settleJob(napi_env env, napi_deferred deferred, int failed, const char *message, const char *code, const char *syscall, size_t item);
+
 void registerFdGather(napi_env env, napi_value exports);
 void registerFileBatch(napi_env env, napi_value exports);
 void registerSyncFs(napi_env env, napi_value exports);

@@ -39,13 +39,7 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   if (status != napi_ok && !j->err) j->err = ECANCELED;
-  if (j->err) {
-    napi_reject_deferred(env, j->deferred, nativeError(env, uv_strerror(-j->err), uv_err_name(-j->err), j->syscall, 0));
-  } else {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, j->deferred, undef);
-  }
+  settleJob(env, j->deferred, j->err != 0, j->err ? uv_strerror(-j->err) : "", j->err ? uv_err_name(-j->err) : "", j->syscall, 0);
   napi_delete_async_work(env, j->work);
   free(j->path);
   free(j);
@@ -65,12 +59,7 @@ static napi_value syncFs(napi_env env, napi_callback_info info) {
     return throwTypeError(env, "out of memory");
   }
   napi_get_value_string_utf8(env, argv[0], j->path, len + 1, &len);
-  napi_value promise, name;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "drover:sync-fs", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return startJob(env, "drover:sync-fs", execute, complete, j, &j->work, &j->deferred);
 }
 
 void registerSyncFs(napi_env env, napi_value exports) {

@@ -43,5 +43,6 @@ NAPI_MODULE_INIT() {
   registerFdGather(env, exports);
   registerFileBatch(env, exports);
   registerSyncFs(env, exports);
+  registerPathMeta(env, exports);
   return exports;
 }

@@ -17,4 +17,5 @@ void settleJob(napi_env env, napi_deferred deferred, int failed, const char *mes
 void registerFdGather(napi_env env, napi_value exports);
 void registerFileBatch(napi_env env, napi_value exports);
 void registerSyncFs(napi_env env, napi_value exports);
+void registerPathMeta(napi_env env, napi_value exports);
 #endif

@@ -105,3 +105,41 @@ test('a single-file path is hashed through one descriptor: same hash and size as
   spawnSync('mkfifo', [fifo]);
   assert.throws(() => hashAndCanonicalise(fifo, { hash: true, canonicalise: true }), /is not a regular file, directory or symlink/);
 });
+
+test('checking and canonicalising passes run natively for single files and walk the rest: directories, symlinks; a FIFO or a missing path is refused by name', async (t) => {
+  const s = tempStore('drover-hashpool-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  const files = Array.from({ length: 5000 }, (_, i) => {
+    const f = path.join(s.dir, `f${i}`);
+    fs.writeFileSync(f, `${i}`, { mode: i % 3 ? 0o644 : 0o755 });
+    if (i % 7 === 0) fs.utimesSync(f, 1, 1);
+    return f;
+  });
+  const dir = path.join(s.dir, 'dir');
+  fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'sub', 'x'), 'x', { mode: 0o755 });
+  const link = path.join(s.dir, 'link');
+  fs.symlinkSync('f1', link);
+  const paths = [...files.slice(0, 2500), dir, link, ...files.slice(2500)];
+  const pool = new HashPool(2);
+  t.after(() => pool.close());
+  await pool.run(paths, { hash: false });
+  assert.equal(fs.statSync(files[1]!).mode & 0o7777, 0o644, 'checking existence changes nothing');
+  await pool.run(paths, { hash: false, canonicalise: true });
+  files.forEach((f, i) => {
+    const st = fs.statSync(f);
+    assert.equal(st.mode & 0o7777, i % 3 ? 0o444 : 0o555, f);
+    assert.equal(st.mtimeMs, 1000, f);
+  });
+  for (const [p, mode] of [[dir, 0o555], [path.join(dir, 'sub'), 0o555], [path.join(dir, 'sub', 'x'), 0o555]] as const) {
+    assert.equal(fs.statSync(p).mode & 0o7777, mode, p);
+    assert.equal(fs.statSync(p).mtimeMs, 1000, p);
+  }
+  assert.equal(fs.lstatSync(link).mtimeMs, 1000, 'the symlink itself is dated');
+  const fifo = path.join(s.dir, 'fifo');
+  spawnSync('mkfifo', [fifo]);
+  await assert.rejects(pool.run([...files, fifo], { hash: false, canonicalise: true }), (e: unknown) => e instanceof PathReadError && /'.*fifo': .*not a regular file, directory or symlink/.test(e.message));
+  await assert.rejects(pool.run([...files, path.join(s.dir, 'gone')], { hash: false, canonicalise: true }), /'.*gone' does not exist on disk/);
+  await assert.rejects(pool.run([path.join(s.dir, 'f1', 'under-a-file')], { hash: false }), /cannot read '.*under-a-file': ENOTDIR/);
+});

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
+import util from 'node:util';
+import { loadNative } from './native.js';
 import { Hash } from './hash.js';
 
 export interface PathHashResult {
@@ -27,6 +29,8 @@ const MIN_PARALLEL = { hash: 2000, canonicalise: 20_000, exists: 30_000 };
  */
 const HASH_CHUNK = 128;
 const META_CHUNK = 2048;
+/** Fewest paths per native job (libuv's threads take the jobs, all queued at once). */
+const NATIVE_MIN_CHUNK = 4096;
 
 /** Reused by every hash in this thread: file contents are read through it. */
 const READ_BUF = Buffer.allocUnsafe(1 << 20);
@@ -202,8 +206,13 @@ function work(p: string, o: Required<PathWork>, gate: Int32Array): Done | string
     const { hash, size } = hashAndCanonicalise(p, opts);
     return [hash.toString('hex'), size, opts.canonicalise ? 1 : 0];
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? `'${p}' does not exist on disk` : `cannot read '${p}': ${(e as Error).message}`;
+    return failure(p, (e as NodeJS.ErrnoException).code, (e as Error).message);
   }
+}
+
+/** What PathReadError says of `p`, from the error's code (and message). */
+function failure(p: string, code: string | undefined, message = code): string {
+  return code === 'ENOENT' ? `'${p}' does not exist on disk` : `cannot read '${p}': ${message}`;
 }
 
 /** What to do to each path: hash its NAR (sha256), canonicalise it, or neither (check it exists). */
@@ -257,6 +266,50 @@ export class HashPool {
 
   async run(paths: readonly string[], opts: PathWork = {}): Promise<(PathHashResult | undefined)[]> {
     const o = { hash: opts.hash ?? true, canonicalise: opts.canonicalise ?? false, canonicaliseOnceOpen: opts.canonicaliseOnceOpen ?? false };
+    const raw = o.hash ? await this.inThreads(paths, o) : await this.natively(paths, o);
+    return raw.map((r) => {
+      if (typeof r === 'string') throw new PathReadError(r);
+      return o.hash ? { narHash: new Hash('sha256', undefined, r[0]), narSize: r[1], canonicalised: r[2] === 1 } : undefined;
+    });
+  }
+
+  /**
+   * Checking existence and canonicalising single files, in native jobs on libuv's threads
+   * (path-meta.c: the system calls without Node's cost around each); the paths that are not
+   * one regular file (directories, symlinks) then go through the threads' walk.
+   */
+  private async natively(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
+    const raw: (Done | string)[] = new Array(paths.length);
+    const walk: number[] = [];
+    const native = loadNative();
+    const jobs: Promise<void>[] = [];
+    // One core is left to this thread (register-validity writes its rows meanwhile).
+    const chunk = Math.max(NATIVE_MIN_CHUNK, Math.ceil(paths.length / Math.max(1, this.threads - 1)));
+    for (let start = 0; start < paths.length; start += chunk) {
+      const end = Math.min(start + chunk, paths.length);
+      const results = new Int32Array(end - start);
+      const batch = Buffer.from(`${paths.slice(start, end).join('\0')}\0`);
+      jobs.push(
+        native.pathMeta(o.canonicalise ? 1 : 0, batch, results).then(() => {
+          for (let i = 0; i < results.length; i++) {
+            const r = results[i]!;
+            if (r === 0) raw[start + i] = ['', 0, o.canonicalise ? 1 : 0];
+            else if (r === 1) walk.push(start + i);
+            else raw[start + i] = failure(paths[start + i]!, util.getSystemErrorName(r));
+          }
+        }),
+      );
+    }
+    await Promise.all(jobs);
+    if (walk.length > 0) {
+      const walked = await this.inThreads(walk.map((i) => paths[i]!), o);
+      walk.forEach((at, k) => (raw[at] = walked[k]!));
+    }
+    return raw;
+  }
+
+  /** Each path's work in this pool's worker threads (or in this thread, when there are few). */
+  private async inThreads(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
     const raw: (Done | string)[] = new Array(paths.length);
     const minParallel = this.minPaths ?? (o.hash ? MIN_PARALLEL.hash : o.canonicalise ? MIN_PARALLEL.canonicalise : MIN_PARALLEL.exists);
     // Threads already running cost nothing more to use.
@@ -283,10 +336,7 @@ export class HashPool {
       };
       await Promise.all(this.workers.map((w, k) => this.feed(w, paths, o, raw, takeFor(k))));
     }
-    return raw.map((r) => {
-      if (typeof r === 'string') throw new PathReadError(r);
-      return o.hash ? { narHash: new Hash('sha256', undefined, r[0]), narSize: r[1], canonicalised: r[2] === 1 } : undefined;
-    });
+    return raw;
   }
 
   /** Keeps one thread busy with the chunks `take` gives it until there are none left. */

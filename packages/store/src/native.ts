@@ -7,6 +7,8 @@ export interface Native {
   writeFiles(paths: Buffer, plan: Float64Array, chunks: Buffer[], canonical: boolean): Promise<void>;
   /** syncfs(2) of the file system holding the path, on a libuv thread. */
   syncFs(path: string): Promise<void>;
+  /** Existence (op 0) or canonicalisation of single files (op 1) of zero-ended paths; results 0, 1 (not one regular file) or -errno. */
+  pathMeta(op: 0 | 1, paths: Buffer, results: Int32Array): Promise<void>;
 }
 
 /** A failed native job: which plan item and which system call, with Node's error code. */

@@ -44,5 +44,6 @@ NAPI_MODULE_INIT() {
   registerFileBatch(env, exports);
   registerSyncFs(env, exports);
   registerPathMeta(env, exports);
+  registerHashFiles(env, exports);
   return exports;
 }

@@ -42,24 +42,34 @@ static int exists(const char *p) {
   return lstat(p, &st) == 0 ? 0 : -errno;
 }
 
-// 0: a regular file, now mode 0444 or 0555 (the owner's executable bit decides) and mtime
-// 1; 1: not a regular file (untouched); else -errno.
-static int canonicaliseFile(const char *p) {
+int canonicaliseOpenFile(int fd, const struct stat *st) {
+  mode_t want = st->st_mode & S_IXUSR ? 0555 : 0444;
+  if ((st->st_mode & 07777) != want && fchmod(fd, want) != 0) return -errno;
+  if (st->st_mtim.tv_sec != 1 || st->st_mtim.tv_nsec != 0) {
+    struct timespec t[2] = {{1, 0}, {1, 0}};
+    if (futimens(fd, t) != 0) return -errno;
+  }
+  return 0;
+}
+
+int openSingleFile(const char *p, struct stat *st) {
   // Not through a symlink, and without waiting on a FIFO.
   int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return errno == ELOOP ? 1 : -errno;
-  struct stat st;
-  int r = 0;
-  if (fstat(fd, &st) != 0) r = -errno;
-  else if (!S_ISREG(st.st_mode)) r = 1;
-  else {
-    mode_t want = st.st_mode & S_IXUSR ? 0555 : 0444;
-    if ((st.st_mode & 07777) != want && fchmod(fd, want) != 0) r = -errno;
-    else if (st.st_mtim.tv_sec != 1 || st.st_mtim.tv_nsec != 0) {
-      struct timespec t[2] = {{1, 0}, {1, 0}};
-      if (futimens(fd, t) != 0) r = -errno;
-    }
+  if (fd < 0) return errno == ELOOP ? -ELOOP : -errno;
+  if (fstat(fd, st) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
   }
+  return fd;
+}
+
+// 0: a regular file, now canonical; 1: not a regular file (untouched); else -errno.
+static int canonicaliseFile(const char *p) {
+  struct stat st;
+  int fd = openSingleFile(p, &st);
+  if (fd < 0) return fd == -ELOOP ? 1 : fd;
+  int r = S_ISREG(st.st_mode) ? canonicaliseOpenFile(fd, &st) : 1;
   close(fd);
   return r;
 }

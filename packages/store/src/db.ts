@@ -63,6 +63,8 @@ export interface RegisterOptions {
   pathsChecked?: boolean;
   /** No two registrations name the same path (register-validity keeps each path's last entry). */
   unique?: boolean;
+  /** The batch in path order, made by the caller while it waited for something else (with `unique`). */
+  order?: PathOrder<ValidPathInfo>;
   /**
    * Reads a .drv's outputs when a registration does not give them, so DerivationOutputs is
    * filled as Nix fills it. Undefined: .drv paths without `derivationOutputs` get no rows.
@@ -448,7 +450,8 @@ export class StoreDb {
       else if (info.path.endsWith('.drv') && opts.derivationOutputsOf) outputs.set(info.path, opts.derivationOutputsOf(info.path));
     }
     const now = Math.floor(Date.now() / 1000);
-    const body = () => this.writeRows(PathOrder.of(distinct), outputs, now);
+    if (opts.order && (!opts.unique || opts.order.items.length !== distinct.length)) throw new Error('registerValidPaths: an order is only for a batch said to be unique, and must hold all of it');
+    const body = () => this.writeRows(opts.order ?? PathOrder.of(distinct), outputs, now);
     if (!opts.beforeCommit) {
       this.withoutForeignKeyChecks(() => this.db.transaction(body).immediate());
       return;

@@ -142,4 +142,37 @@ test('checking and canonicalising passes run natively for single files and walk 
   await assert.rejects(pool.run([...files, fifo], { hash: false, canonicalise: true }), (e: unknown) => e instanceof PathReadError && /'.*fifo': .*not a regular file, directory or symlink/.test(e.message));
   await assert.rejects(pool.run([...files, path.join(s.dir, 'gone')], { hash: false, canonicalise: true }), /'.*gone' does not exist on disk/);
   await assert.rejects(pool.run([path.join(s.dir, 'f1', 'under-a-file')], { hash: false }), /cannot read '.*under-a-file': ENOTDIR/);
+  await assert.rejects(pool.run([files[0]!, `${files[1]}\0/etc/passwd`, files[2]!], { hash: true }), (e: unknown) => e instanceof PathReadError && /null bytes/.test(e.message));
+});
+
+test('native hashing of single files equals hashPath at every length around SHA-256 block edges, up to and past the native size limit', async (t) => {
+  const s = tempStore('drover-hashpool-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  const { randomFillSync } = await import('node:crypto');
+  const bytes = randomFillSync(Buffer.alloc((1 << 20) + 1));
+  const sizes = [...Array.from({ length: 300 }, (_, i) => i), 4095, 4096, 4097, 65536 + 7, (1 << 20) - 1, 1 << 20, (1 << 20) + 1];
+  const files = sizes.map((n, i) => {
+    const f = path.join(s.dir, `f${i}`);
+    fs.writeFileSync(f, bytes.subarray(0, n), { mode: i % 2 ? 0o755 : 0o644 });
+    return f;
+  });
+  const pool = new HashPool(2);
+  t.after(() => pool.close());
+  const got = await pool.run(files, { hash: true });
+  files.forEach((f, i) => {
+    const want = hashPath(f);
+    assert.equal(got[i]!.narHash.hex, want.hash.hex, `${sizes[i]} bytes`);
+    assert.equal(got[i]!.narSize, want.size, `${sizes[i]} bytes`);
+    assert.equal(got[i]!.canonicalised, false);
+  });
+  assert.equal(fs.statSync(files[1]!).mode & 0o7777, 0o755, 'hashing alone changes nothing');
+  pool.openGate();
+  const again = await pool.run(files, { hash: true, canonicaliseOnceOpen: true });
+  files.forEach((f, i) => {
+    assert.equal(again[i]!.narHash.hex, got[i]!.narHash.hex);
+    assert.equal(again[i]!.canonicalised, true, f);
+    assert.equal(fs.statSync(f).mode & 0o7777, i % 2 ? 0o555 : 0o444, f);
+    assert.equal(fs.statSync(f).mtimeMs, 1000, f);
+  });
 });

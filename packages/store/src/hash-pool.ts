@@ -4,7 +4,7 @@ import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import util from 'node:util';
-import { loadNative } from './native.js';
+import { loadNative, SHRANK } from './native.js';
 import { Hash } from './hash.js';
 
 export interface PathHashResult {
@@ -266,7 +266,7 @@ export class HashPool {
 
   async run(paths: readonly string[], opts: PathWork = {}): Promise<(PathHashResult | undefined)[]> {
     const o = { hash: opts.hash ?? true, canonicalise: opts.canonicalise ?? false, canonicaliseOnceOpen: opts.canonicaliseOnceOpen ?? false };
-    const raw = o.hash ? await this.inThreads(paths, o) : await this.natively(paths, o);
+    const raw = o.hash ? await this.hashNatively(paths, o) : await this.natively(paths, o);
     return raw.map((r) => {
       if (typeof r === 'string') throw new PathReadError(r);
       return o.hash ? { narHash: new Hash('sha256', undefined, r[0]), narSize: r[1], canonicalised: r[2] === 1 } : undefined;
@@ -275,32 +275,70 @@ export class HashPool {
 
   /**
    * Checking existence and canonicalising single files, in native jobs on libuv's threads
-   * (path-meta.c: the system calls without Node's cost around each); the paths that are not
-   * one regular file (directories, symlinks) then go through the threads' walk.
+   * (path-meta.c: the system calls without Node's cost around each), leaving one core to
+   * this thread (register-validity writes its rows meanwhile).
    */
-  private async natively(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
+  private natively(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
+    const native = loadNative();
+    return this.viaNative(paths, o, this.threads - 1, async (batch, n) => {
+      const results = new Int32Array(n);
+      await native.pathMeta(o.canonicalise ? 1 : 0, batch, results);
+      return (i, p) => (results[i] === 0 ? ['', 0, o.canonicalise ? 1 : 0] : results[i] === 1 ? undefined : failure(p, util.getSystemErrorName(results[i]!)));
+    });
+  }
+
+  /**
+   * Hashing (and canonicalising, when asked or once the gate is open) single small files in
+   * native jobs (hash-files.c), a job per core: this thread only waits for the hashes.
+   */
+  private hashNatively(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
+    const native = loadNative();
+    return this.viaNative(paths, o, this.threads, async (batch, n) => {
+      const status = new Int32Array(2 * n);
+      const sizes = new Float64Array(n);
+      const hashes = Buffer.alloc(32 * n);
+      await native.hashFiles(batch, status, sizes, hashes, o.canonicalise, o.canonicaliseOnceOpen ? this.gate : null);
+      return (i, p) => {
+        const r = status[2 * i]!;
+        if (r === 0) return [hashes.toString('hex', 32 * i, 32 * i + 32), sizes[i]!, status[2 * i + 1] === 1 ? 1 : 0];
+        if (r === 1) return undefined;
+        return r === SHRANK ? failure(p, 'ESHRANK', `'${p}' shrank while being hashed`) : failure(p, util.getSystemErrorName(r));
+      };
+    });
+  }
+
+  /**
+   * Runs `job` over the paths in at most `jobs` native jobs, all queued at once. A job
+   * answers for each of its paths: a result, or undefined for a path that is not one small
+   * regular file (a directory, a symlink, a big file), which then goes through the threads' walk.
+   */
+  private async viaNative(
+    paths: readonly string[],
+    o: Required<PathWork>,
+    jobs: number,
+    job: (batch: Buffer, n: number) => Promise<(i: number, p: string) => Done | string | undefined>,
+  ): Promise<(Done | string)[]> {
+    // A path holding a zero byte would shift every path after it: Node's fs refuses it by name.
+    if (paths.some((p) => p.includes('\0'))) return this.inThreads(paths, o);
     const raw: (Done | string)[] = new Array(paths.length);
     const walk: number[] = [];
-    const native = loadNative();
-    const jobs: Promise<void>[] = [];
-    // One core is left to this thread (register-validity writes its rows meanwhile).
-    const chunk = Math.max(NATIVE_MIN_CHUNK, Math.ceil(paths.length / Math.max(1, this.threads - 1)));
+    const chunk = Math.max(NATIVE_MIN_CHUNK, Math.ceil(paths.length / Math.max(1, jobs)));
+    const running: Promise<void>[] = [];
     for (let start = 0; start < paths.length; start += chunk) {
       const end = Math.min(start + chunk, paths.length);
-      const results = new Int32Array(end - start);
+      // The paths as the C side reads them: each ended by a zero byte.
       const batch = Buffer.from(`${paths.slice(start, end).join('\0')}\0`);
-      jobs.push(
-        native.pathMeta(o.canonicalise ? 1 : 0, batch, results).then(() => {
-          for (let i = 0; i < results.length; i++) {
-            const r = results[i]!;
-            if (r === 0) raw[start + i] = ['', 0, o.canonicalise ? 1 : 0];
-            else if (r === 1) walk.push(start + i);
-            else raw[start + i] = failure(paths[start + i]!, util.getSystemErrorName(r));
+      running.push(
+        job(batch, end - start).then((answer) => {
+          for (let i = 0; i < end - start; i++) {
+            const a = answer(i, paths[start + i]!);
+            if (a === undefined) walk.push(start + i);
+            else raw[start + i] = a;
           }
         }),
       );
     }
-    await Promise.all(jobs);
+    await Promise.all(running);
     if (walk.length > 0) {
       const walked = await this.inThreads(walk.map((i) => paths[i]!), o);
       walk.forEach((at, k) => (raw[at] = walked[k]!));

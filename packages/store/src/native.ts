@@ -9,7 +9,15 @@ export interface Native {
   syncFs(path: string): Promise<void>;
   /** Existence (op 0) or canonicalisation of single files (op 1) of zero-ended paths; results 0, 1 (not one regular file) or -errno. */
   pathMeta(op: 0 | 1, paths: Buffer, results: Int32Array): Promise<void>;
+  /**
+   * NAR hashes of single small files (zero-ended paths): status per path (0 hashed, 1 left to
+   * the caller, -errno, or SHRANK) and whether it was canonicalised, NAR sizes, sha256 digests.
+   */
+  hashFiles(paths: Buffer, status: Int32Array, sizes: Float64Array, hashes: Buffer, canonicalise: boolean, gate: Int32Array | null): Promise<void>;
 }
+
+/** hashFiles' status for a file that ended before its size. */
+export const SHRANK = -100000;
 
 /** A failed native job: which plan item and which system call, with Node's error code. */
 export interface NativeError extends Error {

@@ -45,3 +45,16 @@ test('paths not all of one shape are sorted and found as strings', () => {
   assert.equal(order.position('/s/store/none'), undefined);
   assert.deepEqual(PathOrder.of([]).items, []);
 });
+
+test('an order carried over to a list in step with its own puts that list in the same order, and refuses one that is not', () => {
+  for (const list of [paths, [...paths].sort(), ['/a/x', '/b/y', '/a/w']]) {
+    const order = PathOrder.of(list.map(item));
+    const others = list.map((p, i) => ({ path: p, i }));
+    const moved = order.over(others);
+    assert.deepEqual(moved.items.map((x) => x.path), order.items.map((x) => x.path));
+    moved.items.forEach((x, k) => assert.equal(moved.position(x.path), k));
+    for (const x of moved.items) assert.equal(others[x.i], x, 'items are the new list\'s own objects');
+    assert.throws(() => order.over(others.slice(1)), /items for an order of/);
+    assert.throws(() => order.over([...others].reverse()), /is not at the place of/);
+  }
+});

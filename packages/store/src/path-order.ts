@@ -21,6 +21,8 @@ export class PathOrder<T extends { path: string }> {
     private readonly keys: Float64Array | undefined,
     private readonly dir: string,
     private readonly map: Map<string, number> | undefined,
+    /** For each place in `items`, the item's index in the list it was made from. */
+    private readonly from: Int32Array,
   ) {}
 
   static of<T extends { path: string }>(unsorted: readonly T[]): PathOrder<T> {
@@ -35,31 +37,50 @@ export class PathOrder<T extends { path: string }> {
       keys[i] = k;
       if (i > 0 && sorted) sorted = unsorted[i - 1]!.path < unsorted[i]!.path;
     }
+    const from = new Int32Array(n);
+    const byPathAt = (a: number, b: number) => byPath(unsorted[a]!, unsorted[b]!);
     if (!shaped) {
-      const items = [...unsorted].sort(byPath);
-      return new PathOrder(items, undefined, dir, new Map(items.map((x, i) => [x.path, i])));
+      const order = Array.from({ length: n }, (_, i) => i).sort(byPathAt);
+      from.set(order);
+      const items = order.map((i) => unsorted[i]!);
+      return new PathOrder(items, undefined, dir, new Map(items.map((x, i) => [x.path, i])), from);
     }
-    if (sorted) return new PathOrder(unsorted.slice(), keys, dir, undefined);
+    if (sorted) {
+      for (let i = 0; i < n; i++) from[i] = i;
+      return new PathOrder(unsorted.slice(), keys, dir, undefined, from);
+    }
     // Sort key and original index packed in one double: a native numeric sort.
     const packed = new Float64Array(n);
     for (let i = 0; i < n; i++) packed[i] = keys[i]! * 2 ** INDEX_BITS + i;
     packed.sort();
-    const items: T[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      items[i] = unsorted[packed[i]! % 2 ** INDEX_BITS]!;
+      from[i] = packed[i]! % 2 ** INDEX_BITS;
       keys[i] = Math.floor(packed[i]! / 2 ** INDEX_BITS);
     }
     // Runs that share the key's characters are put in whole-path order.
     for (let i = 0; i < n; ) {
       let j = i + 1;
       while (j < n && keys[j] === keys[i]) j++;
-      if (j - i > 1) {
-        const run = items.slice(i, j).sort(byPath);
-        for (let k = i; k < j; k++) items[k] = run[k - i]!;
-      }
+      if (j - i > 1) from.set(Array.from(from.subarray(i, j)).sort(byPathAt), i);
       i = j;
     }
-    return new PathOrder(items, keys, dir, undefined);
+    const items: T[] = new Array(n);
+    for (let i = 0; i < n; i++) items[i] = unsorted[from[i]!]!;
+    return new PathOrder(items, keys, dir, undefined, from);
+  }
+
+  /**
+   * The same order over `others`, a list in step with the one this order was made from (the
+   * same paths at the same indices): its sort is not done again.
+   */
+  over<U extends { path: string }>(others: readonly U[]): PathOrder<U> {
+    if (others.length !== this.from.length) throw new Error(`PathOrder.over: ${others.length} items for an order of ${this.from.length}`);
+    const items: U[] = new Array(others.length);
+    for (let i = 0; i < items.length; i++) {
+      items[i] = others[this.from[i]!]!;
+      if (items[i]!.path !== this.items[i]!.path) throw new Error(`PathOrder.over: '${items[i]!.path}' is not at the place of '${this.items[i]!.path}'`);
+    }
+    return new PathOrder(items, this.keys, this.dir, this.map, this.from);
   }
 
   /** The place of `p` in `items`, or undefined if it is not there. */

@@ -4,6 +4,7 @@ import { RegistrationError, type ValidPathInfo } from './db.js';
 import { DroverError } from './errors.js';
 import { isWellFormedStorePath, parseStorePath } from './store-path.js';
 import { checkAcyclic } from './topo-sort.js';
+import { PathOrder } from './path-order.js';
 import type { Registration } from './registration.js';
 import type { Store } from './store.js';
 
@@ -81,16 +82,26 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     const maybeOpen = () => {
       if (existing && checked) pool.openGate();
     };
+    // The existence pass runs beside the hashing one (both are reads): hashing need not wait
+    // for it, only canonicalising does.
     const reading = (async () => {
+      const hashing = pool.run(paths, { hash: !opts.hashGiven, canonicalise: false, canonicaliseOnceOpen: gated });
+      hashing.catch(() => {});
       if (gated) {
-        await pool.run(paths, { hash: false, canonicalise: false });
+        try {
+          await pool.run(paths, { hash: false, canonicalise: false });
+        } catch (e) {
+          await hashing.catch(() => {});
+          throw e;
+        }
         existing = true;
         maybeOpen();
       }
-      return pool.run(paths, { hash: !opts.hashGiven, canonicalise: false, canonicaliseOnceOpen: gated });
+      return hashing;
     })();
     reading.catch(() => {});
     let hashed: Awaited<typeof reading> | undefined;
+    let order: PathOrder<Registration> | undefined;
     try {
       // A reference is in the input (in the batch or valid already) or outside it; only when
       // some outside one is not valid is the batch searched for the first entry naming it.
@@ -118,11 +129,14 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       }
       checked = true;
       maybeOpen();
+      // Sorted while the threads still hash (the rows are written in path order).
+      order = PathOrder.of(batch);
       // With hashes given and nothing to change on disk (load-db), the rows need nothing from
       // the threads: they are written while the threads still check existence, and the
       // transaction commits only once every path turned out to exist.
       if (opts.hashGiven && !opts.canonicalise) {
-        await db.registerValidPaths(toInfos(undefined), { ...common, beforeCommit: async () => void (await reading) });
+        const infos = toInfos(undefined);
+        await db.registerValidPaths(infos, { ...common, order: order.over(infos), beforeCommit: async () => void (await reading) });
         return paths;
       }
       hashed = await reading;
@@ -131,8 +145,9 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       throw readError(e);
     }
     const infos = toInfos(hashed);
+    const ordered = { ...common, order: order!.over(infos) };
     if (!opts.canonicalise) {
-      db.registerValidPaths(infos, common);
+      db.registerValidPaths(infos, ordered);
       return paths;
     }
     // The threads make the files read-only (those the hashing pass did not) while this thread
@@ -142,7 +157,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     const canonicalising = pool.run(rest, { hash: false, canonicalise: true });
     canonicalising.catch(() => {});
     try {
-      await db.registerValidPaths(infos, { ...common, beforeCommit: async () => void (await canonicalising) });
+      await db.registerValidPaths(infos, { ...ordered, beforeCommit: async () => void (await canonicalising) });
     } catch (e) {
       await canonicalising.catch(() => {});
       throw readError(e);

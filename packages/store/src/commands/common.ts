@@ -29,10 +29,20 @@ export function defineCommand<A>(c: {
 /** Exit code a handler asks for (yargs handlers cannot return one). */
 export const exitState = { code: 0 };
 
+let storeModules: Promise<typeof import('../store.js')> | undefined;
+
+/**
+ * Starts loading the store's modules (the DB's among them), once: loaded only by commands
+ * that open a store (dump, restore and hash never do), and a command that reads all of
+ * stdin first starts this before, so both go on at once.
+ */
+export function loadStore(): Promise<typeof import('../store.js')> {
+  return (storeModules ??= import('../store.js'));
+}
+
 /** Runs `fn` with the store named by argv, closing its DB however `fn` ends. */
 export async function withStore<T>(argv: GlobalArgs, fn: (store: Store) => Promise<T> | T): Promise<T> {
-  // Loaded here: dump, restore and hash never open a store.
-  const { Store } = await import('../store.js');
+  const { Store } = await loadStore();
   const store = new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'] });
   try {
     return await fn(store);

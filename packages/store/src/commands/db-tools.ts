@@ -3,7 +3,7 @@ import { formatRegistration, parseRegistrations } from '../registration.js';
 import { registerValidity } from '../register-validity.js';
 import { verifyStore } from '../verify.js';
 import { InvalidPathError, resolveStorePath } from '../query.js';
-import { defineCommand, exitState, out, pathsFrom, withStore, readStdin } from './common.js';
+import { defineCommand, exitState, loadStore, out, pathsFrom, withStore, readStdin } from './common.js';
 
 export const dumpDb = defineCommand<{ paths?: string[] }>({
   command: 'dump-db [paths..]',
@@ -39,6 +39,7 @@ export const loadDb = defineCommand<Record<string, never>>({
   command: 'load-db',
   describe: 'register the dump-db text on stdin (hashes given, valid paths re-registered) in one transaction (nix-store --load-db)',
   handler: async (argv) => {
+    void loadStore().catch(() => {});
     const entries = parseRegistrations(await readStdin(), { hashGiven: true, what: 'standard input' });
     await withStore(argv, (store) => registerValidity(store, entries, { hashGiven: true, reregister: true, canonicalise: false, what: 'standard input' }));
   },

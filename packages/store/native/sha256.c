@@ -1,4 +1,4 @@
-// SHA-256 as FIPS 180-4 specifies it; checked against Node's crypto in file-hash.test.ts.
+// SHA-256 as FIPS 180-4 specifies it; checked against Node's crypto in hash-pool.test.ts.
 #include "sha256.h"
 
 #include <string.h>

@@ -75,3 +75,16 @@ test('a missing directory and a path longer than PATH_MAX fail as open(2) would'
   long.add(Buffer.from(`${d}/${'d/'.repeat(2500)}f`), 0o644, 0o444, []);
   await assert.rejects(long.write(true), { code: 'ENAMETOOLONG', syscall: 'open' });
 });
+
+test('a batch counts the memory its chunks keep alive: each buffer behind them once, whole', (t) => {
+  const d = tempDir(t);
+  const slab = Buffer.alloc(1 << 20);
+  const b = new FileBatch(4);
+  b.add(Buffer.from(`${d}/a`), 0o644, 0o444, [slab.subarray(0, 10), slab.subarray(10, 30)]);
+  b.add(Buffer.from(`${d}/b`), 0o644, 0o444, [slab.subarray(30, 40)]);
+  assert.equal(b.bytes, 40);
+  assert.equal(b.held, slab.buffer.byteLength);
+  const other = Buffer.alloc(100000);
+  b.add(Buffer.from(`${d}/c`), 0o644, 0o444, [other.subarray(5, 6)]);
+  assert.equal(b.held, slab.buffer.byteLength + other.buffer.byteLength);
+});

@@ -12,6 +12,13 @@ export class FileBatch {
   private readonly chunks: Buffer[] = [];
   /** Bytes of contents queued. */
   bytes = 0;
+  /**
+   * Memory the queued chunks keep alive: each distinct buffer behind them, whole. A small
+   * file's chunk is a view into a reader's slab (1 MiB from a file, 64 KiB from a socket), and
+   * it is the slab that cannot be freed until the batch is written.
+   */
+  held = 0;
+  private readonly behind = new Set<ArrayBufferLike>();
 
   constructor(readonly maxFiles: number) {
     this.plan = new Float64Array(ITEM * maxFiles);
@@ -40,6 +47,10 @@ export class FileBatch {
     for (const c of chunks) {
       this.chunks.push(c);
       this.bytes += c.length;
+      if (!this.behind.has(c.buffer)) {
+        this.behind.add(c.buffer);
+        this.held += c.buffer.byteLength;
+      }
     }
   }
 

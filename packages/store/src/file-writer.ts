@@ -34,6 +34,7 @@ export interface FileJob {
  */
 const SMALL_FILE = 256 << 10;
 const BATCH_FILES = 256;
+/** Memory a batch may keep alive (FileBatch.held) before it is written. */
 const BATCH_BYTES = 4 << 20;
 
 export class ParallelFileWriter {
@@ -166,9 +167,10 @@ export class ParallelFileWriter {
       end: () => {
         if (this.error) throw this.error;
         const b = (this.batch ??= new FileBatch(BATCH_FILES));
+        const before = b.held;
         b.add(file, mode, this.opts.canonical ? finalMode : -1, chunks);
-        this.pendingBytes += chunks.reduce((n, c) => n + c.length, 0);
-        if (b.full || b.bytes >= BATCH_BYTES) return this.submit();
+        this.pendingBytes += b.held - before;
+        if (b.full || b.held >= BATCH_BYTES) return this.submit();
       },
     };
   }
@@ -188,7 +190,7 @@ export class ParallelFileWriter {
       if (this.error) return;
       await b.write(!!this.opts.canonical);
     })().finally(() => {
-      this.pendingBytes -= b.bytes;
+      this.pendingBytes -= b.held;
       this.wake();
     });
     this.batches = this.track(run);

@@ -141,7 +141,7 @@ test('checking and canonicalising passes run natively for single files and walk 
   spawnSync('mkfifo', [fifo]);
   await assert.rejects(pool.run([...files, fifo], { hash: false, canonicalise: true }), (e: unknown) => e instanceof PathReadError && /'.*fifo': .*not a regular file, directory or symlink/.test(e.message));
   await assert.rejects(pool.run([...files, path.join(s.dir, 'gone')], { hash: false, canonicalise: true }), /'.*gone' does not exist on disk/);
-  await assert.rejects(pool.run([path.join(s.dir, 'f1', 'under-a-file')], { hash: false }), /cannot read '.*under-a-file': ENOTDIR/);
+  await assert.rejects(pool.run([path.join(s.dir, 'f1', 'under-a-file')], { hash: false }), /cannot read '.*under-a-file': ENOTDIR: not a directory$/);
   await assert.rejects(pool.run([files[0]!, `${files[1]}\0/etc/passwd`, files[2]!], { hash: true }), (e: unknown) => e instanceof PathReadError && /null bytes/.test(e.message));
 });
 

@@ -210,6 +210,12 @@ function work(p: string, o: Required<PathWork>, gate: Int32Array): Done | string
   }
 }
 
+/** failure() for a native job's -errno, in the words Node's fs would use (`EACCES: permission denied`). */
+function systemFailure(p: string, errno: number): string {
+  const [code, text] = util.getSystemErrorMap().get(errno) ?? [`errno ${-errno}`, 'unknown error'];
+  return failure(p, code, `${code}: ${text}`);
+}
+
 /** What PathReadError says of `p`, from the error's code (and message). */
 function failure(p: string, code: string | undefined, message = code): string {
   return code === 'ENOENT' ? `'${p}' does not exist on disk` : `cannot read '${p}': ${message}`;
@@ -283,7 +289,7 @@ export class HashPool {
     return this.viaNative(paths, o, this.threads - 1, async (batch, n) => {
       const results = new Int32Array(n);
       await native.pathMeta(o.canonicalise ? 1 : 0, batch, results);
-      return (i, p) => (results[i] === 0 ? ['', 0, o.canonicalise ? 1 : 0] : results[i] === 1 ? undefined : failure(p, util.getSystemErrorName(results[i]!)));
+      return (i, p) => (results[i] === 0 ? ['', 0, o.canonicalise ? 1 : 0] : results[i] === 1 ? undefined : systemFailure(p, results[i]!));
     });
   }
 
@@ -302,7 +308,7 @@ export class HashPool {
         const r = status[2 * i]!;
         if (r === 0) return [hashes.toString('hex', 32 * i, 32 * i + 32), sizes[i]!, status[2 * i + 1] === 1 ? 1 : 0];
         if (r === 1) return undefined;
-        return r === SHRANK ? failure(p, 'ESHRANK', `'${p}' shrank while being hashed`) : failure(p, util.getSystemErrorName(r));
+        return r === SHRANK ? failure(p, 'ESHRANK', `'${p}' shrank while being hashed`) : systemFailure(p, r);
       };
     });
   }

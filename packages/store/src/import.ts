@@ -78,7 +78,7 @@ export async function importPaths(
         tmp,
         info: { path: t.path, narHash: new Hash('sha256', hasher.digest()), narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
       });
-      if (items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
+      if (early.size < MAX_EARLY_LOCKS && items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
         const l = tryLockOrNot(`${t.path}.lock`);
         if (l) early.set(t.path, l);
       }
@@ -106,6 +106,12 @@ export async function importPaths(
   }
   return order;
 }
+
+/**
+ * Locks taken while the stream is read, at most: each holds a descriptor until the commit
+ * (which tries the rest of the first chunk's locks then, still without waiting).
+ */
+const MAX_EARLY_LOCKS = 1024;
 
 /**
  * The lock if it is free now; undefined if it is not, or cannot be taken here (the commit

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ENTRY_START, STREAM_END, encodeTrailer } from './export-format.js';
 import { FIXTURES, STORE_BIN, listTree, makeTrickyTree, narString, run, tempStore, u64le } from './testing.js';
 
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'nar/expected.json'), 'utf8'));
@@ -182,4 +183,24 @@ test('a big single file takes the recycled-buffer path and hashes and dumps as t
   const r = run(STORE_BIN, ['dump', big]);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdoutBytes.equals(Buffer.concat([...narChunks(big)])));
+});
+
+test('an import of a path with more directories than a restore keeps pending: every directory read-only and dated 1', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  // 5000 directories (past the 4096 a restore finishes early), each with a file; names sorted as NAR wants.
+  const names = Array.from({ length: 5000 }, (_, i) => `d${String(i).padStart(5, '0')}`);
+  const bytes = nar('nix-archive-1', ...dir(...names.map((n) => entry(n, dir(entry('f', file(n)))))));
+  const p = `${s.storeDir}/${'1'.repeat(32)}-many-dirs`;
+  const stream = Buffer.concat([ENTRY_START, bytes, encodeTrailer({ path: p, references: [] }), STREAM_END]);
+  const r = run(STORE_BIN, ['import'], { input: stream, env: s.env });
+  assert.equal(r.code, 0, r.stderr);
+  for (const n of [names[0]!, names[4095]!, names[4096]!, names[4999]!]) {
+    const st = fs.statSync(path.join(p, n));
+    assert.equal(st.mode & 0o7777, 0o555, n);
+    assert.equal(st.mtimeMs, 1000, n);
+    assert.equal(fs.readFileSync(path.join(p, n, 'f'), 'utf8'), n);
+  }
+  assert.equal(fs.statSync(p).mode & 0o7777, 0o555);
+  assert.equal(run(STORE_BIN, ['dump', p]).stdoutBytes.equals(bytes), true, 'dumps back to the same bytes');
 });

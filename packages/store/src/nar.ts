@@ -322,8 +322,7 @@ export async function restoreNar(
     await restorer.finish(what, () => r.offset);
   } catch (e) {
     await restorer.settle();
-    removeTree(target);
-    throw e;
+    throw restoreFailed(e, target);
   }
 }
 
@@ -334,6 +333,9 @@ export async function restoreNar(
  * directories are made read-only once every file is written (`finish`). A caller that
  * stops early, or whose `finish` fails, calls `settle` and removes what was restored.
  */
+/** Directories a NarRestorer keeps to make read-only before it finishes them early. */
+const MAX_PENDING_DIRS = 4096;
+
 export class NarRestorer {
   private readonly writer: ParallelFileWriter;
   /** Directories to make read-only and date, children before parents. */
@@ -384,17 +386,14 @@ export class NarRestorer {
     }
     try {
       await parseNar(r, visitor, what);
+      // Children first: a parent made read-only before them would refuse their creation.
+      for (let i = dirs.length - 1; i >= 0; i--) this.dirs.push(dirs[i]!);
+      // Memory stays bounded in a stream of many directories: those so far are finished now.
+      if (this.dirs.length >= MAX_PENDING_DIRS) await this.finish(what, () => r.offset);
     } catch (e) {
       await this.settle();
-      // Someone else made `target` since our check: it is theirs, leave it alone.
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && (e as NodeJS.ErrnoException).path === target) {
-        throw new NarFormatError(`cannot restore to '${target}': it already exists`);
-      }
-      removeTree(target);
-      throw fileSystemLimit(e, what, r.offset);
+      throw restoreFailed(fileSystemLimit(e, what, r.offset), target);
     }
-    // Children first: a parent made read-only before them would refuse their creation.
-    for (let i = dirs.length - 1; i >= 0; i--) this.dirs.push(dirs[i]!);
   }
 
   /** Waits for every file, then makes the directories read-only. `what` and `at` name the input's place in errors. */
@@ -415,6 +414,17 @@ export class NarRestorer {
   settle(): Promise<void> {
     return this.writer.settle();
   }
+}
+
+/**
+ * Removes what a failed restore wrote at `target`, unless someone else made `target` since
+ * our check (then it is theirs: left alone, and said so).
+ */
+function restoreFailed(e: unknown, target: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'EEXIST' && err.path === target) return new NarFormatError(`cannot restore to '${target}': it already exists`);
+  removeTree(target);
+  return e;
 }
 
 /** A hostile archive can nest deeper than the file system allows: that is bad input. */

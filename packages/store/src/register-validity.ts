@@ -85,11 +85,14 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     // The existence pass runs beside the hashing one (both are reads): hashing need not wait
     // for it, only canonicalising does.
     const reading = (async () => {
+      // Queued first, so the gate does not wait for the whole hashing pass where threads are few.
+      const exists = gated ? pool.run(paths, { hash: false, canonicalise: false }) : undefined;
+      exists?.catch(() => {});
       const hashing = pool.run(paths, { hash: !opts.hashGiven, canonicalise: false, canonicaliseOnceOpen: gated });
       hashing.catch(() => {});
-      if (gated) {
+      if (exists) {
         try {
-          await pool.run(paths, { hash: false, canonicalise: false });
+          await exists;
         } catch (e) {
           await hashing.catch(() => {});
           throw e;

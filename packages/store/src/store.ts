@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { loadNative, type NativeError } from './native.js';
 import { StoreDb, type ValidPathInfo } from './db.js';
 import { resolveConfig, type StoreConfig } from './config.js';
@@ -80,7 +81,13 @@ export class Store {
     const pre = opts.preLocked ?? new Map<string, FileLock>();
     let i = 0;
     try {
-      for (; i < items.length; i += COMMIT_CHUNK) added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK), pre)));
+      for (; i < items.length; i += COMMIT_CHUNK) {
+        added.push(...(await this.commitChunk(items.slice(i, i + COMMIT_CHUNK), pre)));
+        // What is left of them (paths found valid, or held for us) must not be held, out of
+        // order, while a later chunk waits for its locks.
+        for (const l of pre.values()) l.release({ unlink: true });
+        pre.clear();
+      }
     } catch (e) {
       // The failed chunk cleaned up after itself; the chunks after it were never started.
       for (const item of items.slice(i + COMMIT_CHUNK)) removeTree(item.tmp);
@@ -131,8 +138,9 @@ export class Store {
       await syncFileSystem(this.storeDir);
       for (const [p, item] of pending) {
         removeTree(p);
-        moveInto(item.tmp, p);
+        // Listed first: a move that fails half-way (renamed, not made read-only again) is undone too.
         renamed.push(p);
+        moveInto(item.tmp, p);
       }
       this.db.registerValidPaths(
         [...pending.values()].map((i) => i.info),
@@ -319,6 +327,8 @@ export async function syncFileSystem(p: string): Promise<void> {
   try {
     await loadNative().syncFs(p);
   } catch (e) {
+    // A sandbox without syncfs(2) (seccomp, gVisor): sync(2) flushes every file system.
+    if ((e as NativeError).code === 'ENOSYS' && spawnSync('sync', { stdio: 'ignore' }).status === 0) return;
     throw new DroverError(`cannot flush the store's file system to disk: ${(e as Error).message}, ${(e as NativeError).syscall} '${p}'`, 1, { cause: e });
   }
 }

@@ -7,8 +7,7 @@
 // what it refers to. A run that is killed leaves the unregistered outputs invalid; the next
 // run deletes and rebuilds them. Output locks are released only once their paths are valid,
 // so another drover-build waiting for them then finds them valid.
-import { spawn } from 'node:child_process';
-import type { FileLock, Store, ValidPathInfo } from '@drover/store';
+import { syncFileSystem, type FileLock, type Store, type ValidPathInfo } from '@drover/store';
 
 interface Entry {
   infos: ValidPathInfo[];
@@ -24,7 +23,7 @@ export class Registrar {
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { delayMs: number; onError: (e: unknown) => void; sync?: (dir: string) => Promise<void> | undefined },
+    private readonly opts: { delayMs: number; onError: (e: unknown) => void },
   ) {}
 
   get pending(): number {
@@ -56,7 +55,8 @@ export class Registrar {
     const batch = this.queue.splice(0);
     this.running = (async () => {
       try {
-        await syncStore(this.store.storeDir, this.opts.sync);
+        // One syncfs(2), on a libuv thread (DROVER_NO_SYNC=1 skips it, for throwaway stores).
+        await syncFileSystem(this.store.storeDir);
         this.store.db.registerValidPaths(batch.flatMap((e) => e.infos));
         for (const e of batch) for (const l of e.locks) l.release({ unlink: true });
       } catch (e) {
@@ -70,20 +70,4 @@ export class Registrar {
     });
     return this.running;
   }
-}
-
-/**
- * One syncfs(2) of the store's file system (`sync -f`), off the event loop. DROVER_NO_SYNC=1
- * skips it (for throwaway stores), as the store package does.
- */
-function syncStore(dir: string, via?: (dir: string) => Promise<void> | undefined): Promise<void> {
-  if (process.env.DROVER_NO_SYNC === '1') return Promise.resolve();
-  const p = via?.(dir);
-  if (p) return p;
-  return new Promise((resolve) => {
-    const c = spawn('sync', ['-f', dir], { stdio: 'ignore' });
-    // A missing `sync` costs durability after a power loss only, never consistency.
-    c.once('error', () => resolve());
-    c.once('exit', () => resolve());
-  });
 }

@@ -118,11 +118,6 @@ export class Scheduler {
     this.registrar = new Registrar(store, {
       delayMs: opts.registerDelayMs,
       onError: (e) => this.die(e),
-      // `sync -f` through the spawner shell when it runs: spawning from Node costs milliseconds.
-      sync: (dir) => {
-        const sp = this.spawner;
-        return sp?.alive ? sp.start({ cwd: '/', env: {}, cmd: findTool('sync') ?? 'sync', args: ['-f', dir], logFile: '/dev/null', plain: true }).exit.then(() => {}) : undefined;
-      },
     });
   }
 

@@ -45,8 +45,6 @@ export interface SpawnRequest {
   args: readonly string[];
   /** stdout and stderr go here (truncated first). */
   logFile: string;
-  /** Runs `cmd` as it is (PATH lookup of the shell, no session of its own): for helpers like sync. */
-  plain?: boolean;
 }
 
 export interface SpawnedJob {
@@ -136,7 +134,7 @@ export class Spawner {
   jobScript(id: number, r: SpawnRequest): string {
     let exports = '';
     for (const [k, v] of Object.entries(r.env)) exports += ` ${k}=${shellQuote(v)}`;
-    const argv = [...(r.plain ? [] : [this.setsid]), r.cmd, ...r.args].map(shellQuote).join(' ');
+    const argv = [this.setsid, r.cmd, ...r.args].map(shellQuote).join(' ');
     // The waiter's TERM trap is reset in the builder's subshell, so only the waiter runs it.
     return (
       `{ trap 'kill -KILL -$p 2>/dev/null; exit 1' TERM; ` +

@@ -1,4 +1,5 @@
-// NAR-hashing of many store paths at once, spread over worker threads (one per core).
+// NAR-hashing, canonicalising and checking many store paths at once: single small files in
+// native jobs on libuv's threads, the rest (directories, symlinks, big files) in worker threads.
 import fs from 'node:fs';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -18,9 +19,9 @@ export interface PathHashResult {
 export class PathReadError extends Error {}
 
 /**
- * Below this many paths a thread's start-up (~50–60 ms of CPU, measured) costs more than it
- * saves: hashing a small path costs ~20 µs, canonicalising ~7 µs, checking existence ~3 µs.
- * (register-validity --hash-given of 10k paths: 0.36 s canonicalising here, 0.40–0.44 s in two threads.)
+ * For the paths the native jobs leave to JavaScript: below this many, a worker thread's
+ * start-up (~50–60 ms of CPU, measured) costs more than it saves (walking a small path costs
+ * ~20 µs to hash, ~7 µs to canonicalise, ~3 µs to check in JavaScript).
  */
 const MIN_PARALLEL = { hash: 2000, canonicalise: 20_000, exists: 30_000 };
 /**

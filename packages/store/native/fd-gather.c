@@ -183,12 +183,13 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   if (status != napi_ok && !j->err) j->err = ECANCELED;
-  // Named only on failure: libuv allocates a name for an unknown code, such as 0.
-  const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : j->err == -3 ? "no longer a regular file" : j->err ? uv_strerror(-j->err) : "";
-  const char *code = j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : j->err == -3 ? "ECHANGED" : j->err ? uv_err_name(-j->err) : "";
-  settleJob(env, j->deferred, j->err != 0, text, code, j->syscall, j->errItem);
-  for (int k = 0; k < 3; k++) napi_delete_reference(env, j->keep[k]);
-  napi_delete_async_work(env, j->work);
+  if (j->err < 0) {
+    const char *text = j->err == -1 ? "file ended early" : j->err == -2 ? "malformed gather plan" : "no longer a regular file";
+    settleJob(env, j->deferred, 1, text, j->err == -1 ? "ESHRANK" : j->err == -2 ? "EPLAN" : "ECHANGED", j->syscall, j->errItem);
+  } else {
+    settleErrno(env, j->deferred, j->err, j->syscall, j->errItem);
+  }
+  endJob(env, j->work, j->keep, 3);
   free(j);
 }
 
@@ -204,19 +205,15 @@ static napi_value gather(napi_env env, napi_callback_info info) {
   int32_t out;
   void *p;
   size_t n;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  bool isBuffer;
   if (napi_get_value_int32(env, argv[0], &out) != napi_ok || out < 0) goto bad;
   j->out = out;
-  if (napi_is_buffer(env, argv[1], &isBuffer) != napi_ok || !isBuffer || napi_get_buffer_info(env, argv[1], &p, &n) != napi_ok) goto bad;
+  if (!argBuffer(env, argv[1], &p, &n)) goto bad;
   j->tokens = p;
   j->tokenBytes = n;
-  if (napi_get_typedarray_info(env, argv[2], &type, &n, &p, &ab, &offset) != napi_ok || type != napi_float64_array || n % ITEM) goto bad;
+  if (!argTyped(env, argv[2], napi_float64_array, &p, &n) || n % ITEM) goto bad;
   j->plan = p;
   j->items = n / ITEM;
-  if (napi_is_buffer(env, argv[3], &isBuffer) != napi_ok || !isBuffer || napi_get_buffer_info(env, argv[3], &p, &n) != napi_ok) goto bad;
+  if (!argBuffer(env, argv[3], &p, &n)) goto bad;
   j->paths = p;
   j->pathBytes = n;
   for (int k = 0; k < 3; k++) napi_create_reference(env, argv[k + 1], 1, &j->keep[k]);
@@ -227,7 +224,5 @@ bad:
 }
 
 void registerFdGather(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "gather", NAPI_AUTO_LENGTH, gather, NULL, &fn);
-  napi_set_named_property(env, exports, "gather", fn);
+  exportFunction(env, exports, "gather", gather);
 }

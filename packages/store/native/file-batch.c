@@ -117,9 +117,9 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   Batch *b = data;
   if (status != napi_ok && !b->err) b->err = ECANCELED;
-  settleJob(env, b->deferred, b->err != 0, b->err == -2 ? "malformed file batch" : b->err ? uv_strerror(-b->err) : "", b->err == -2 ? "EPLAN" : b->err ? uv_err_name(-b->err) : "", b->syscall, b->errItem);
-  for (int k = 0; k < 3; k++) napi_delete_reference(env, b->keep[k]);
-  napi_delete_async_work(env, b->work);
+  if (b->err == -2) settleJob(env, b->deferred, 1, "malformed file batch", "EPLAN", b->syscall, b->errItem);
+  else settleErrno(env, b->deferred, b->err, b->syscall, b->errItem);
+  endJob(env, b->work, b->keep, 3);
   free(b->chunks);
   free(b);
 }
@@ -134,15 +134,12 @@ static napi_value writeFiles(napi_env env, napi_callback_info info) {
   if (!b) return throwTypeError(env, "out of memory");
   void *p;
   size_t n;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
   bool flag;
   uint32_t len;
-  if (napi_is_buffer(env, argv[0], &flag) != napi_ok || !flag || napi_get_buffer_info(env, argv[0], &p, &n) != napi_ok) goto bad;
+  if (!argBuffer(env, argv[0], &p, &n)) goto bad;
   b->paths = p;
   b->pathBytes = n;
-  if (napi_get_typedarray_info(env, argv[1], &type, &n, &p, &ab, &offset) != napi_ok || type != napi_float64_array || n % ITEM) goto bad;
+  if (!argTyped(env, argv[1], napi_float64_array, &p, &n) || n % ITEM) goto bad;
   b->plan = p;
   b->items = n / ITEM;
   if (napi_is_array(env, argv[2], &flag) != napi_ok || !flag || napi_get_array_length(env, argv[2], &len) != napi_ok) goto bad;
@@ -151,7 +148,7 @@ static napi_value writeFiles(napi_env env, napi_callback_info info) {
   if (!b->chunks) goto bad;
   for (uint32_t k = 0; k < len; k++) {
     napi_value c;
-    if (napi_get_element(env, argv[2], k, &c) != napi_ok || napi_is_buffer(env, c, &flag) != napi_ok || !flag || napi_get_buffer_info(env, c, &p, &n) != napi_ok) goto bad;
+    if (napi_get_element(env, argv[2], k, &c) != napi_ok || !argBuffer(env, c, &p, &n)) goto bad;
     b->chunks[k].iov_base = p;
     b->chunks[k].iov_len = n;
   }
@@ -166,7 +163,5 @@ bad:
 }
 
 void registerFileBatch(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "writeFiles", NAPI_AUTO_LENGTH, writeFiles, NULL, &fn);
-  napi_set_named_property(env, exports, "writeFiles", fn);
+  exportFunction(env, exports, "writeFiles", writeFiles);
 }

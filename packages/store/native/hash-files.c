@@ -130,17 +130,8 @@ static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   int failed = status != napi_ok || j->err;
   settleJob(env, j->deferred, failed, j->err == -1 ? "malformed path batch" : j->err ? "out of memory" : "cancelled", j->err == -1 ? "EPLAN" : j->err ? "ENOMEM" : "ECANCELED", "", 0);
-  for (int k = 0; k < 5; k++)
-    if (j->keep[k]) napi_delete_reference(env, j->keep[k]);
-  napi_delete_async_work(env, j->work);
+  endJob(env, j->work, j->keep, 5);
   free(j);
-}
-
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n) {
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  return napi_get_typedarray_info(env, v, &type, n, data, &ab, &offset) == napi_ok && type == want;
 }
 
 // hashFiles(paths: Buffer of zero-ended paths, status: Int32Array (2 per path), sizes:
@@ -156,22 +147,22 @@ static napi_value hashFiles(napi_env env, napi_callback_info info) {
   size_t n, count;
   bool flag;
   napi_valuetype vt;
-  if (napi_is_buffer(env, argv[0], &flag) != napi_ok || !flag || napi_get_buffer_info(env, argv[0], &p, &n) != napi_ok) goto bad;
+  if (!argBuffer(env, argv[0], &p, &n)) goto bad;
   j->paths = p;
   j->pathBytes = n;
-  if (!typed(env, argv[1], napi_int32_array, &p, &n) || n % 2) goto bad;
+  if (!argTyped(env, argv[1], napi_int32_array, &p, &n) || n % 2) goto bad;
   j->status = p;
   count = n / 2;
-  if (!typed(env, argv[2], napi_float64_array, &p, &n) || n != count) goto bad;
+  if (!argTyped(env, argv[2], napi_float64_array, &p, &n) || n != count) goto bad;
   j->sizes = p;
-  if (napi_is_buffer(env, argv[3], &flag) != napi_ok || !flag || napi_get_buffer_info(env, argv[3], &p, &n) != napi_ok || n != 32 * count) goto bad;
+  if (!argBuffer(env, argv[3], &p, &n) || n != 32 * count) goto bad;
   j->hashes = p;
   j->count = count;
   if (napi_get_value_bool(env, argv[4], &flag) != napi_ok) goto bad;
   j->canonicalise = flag;
   if (napi_typeof(env, argv[5], &vt) != napi_ok) goto bad;
   if (vt != napi_null) {
-    if (!typed(env, argv[5], napi_int32_array, &p, &n) || n < 1) goto bad;
+    if (!argTyped(env, argv[5], napi_int32_array, &p, &n) || n < 1) goto bad;
     j->gate = p;
   }
   for (int k = 0; k < 4; k++) napi_create_reference(env, argv[k], 1, &j->keep[k]);
@@ -184,7 +175,5 @@ bad:
 
 void registerHashFiles(napi_env env, napi_value exports) {
   initTokens();
-  napi_value fn;
-  napi_create_function(env, "hashFiles", NAPI_AUTO_LENGTH, hashFiles, NULL, &fn);
-  napi_set_named_property(env, exports, "hashFiles", fn);
+  exportFunction(env, exports, "hashFiles", hashFiles);
 }

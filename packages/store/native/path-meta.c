@@ -93,8 +93,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   int failed = status != napi_ok || j->err;
   settleJob(env, j->deferred, failed, j->err ? "malformed path batch" : "cancelled", j->err ? "EPLAN" : "ECANCELED", "", 0);
-  for (int k = 0; k < 2; k++) napi_delete_reference(env, j->keep[k]);
-  napi_delete_async_work(env, j->work);
+  endJob(env, j->work, j->keep, 2);
   free(j);
 }
 
@@ -109,16 +108,12 @@ static napi_value pathMeta(napi_env env, napi_callback_info info) {
   int32_t op;
   void *p;
   size_t n;
-  bool isBuffer;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
   if (napi_get_value_int32(env, argv[0], &op) != napi_ok || (op != OP_EXISTS && op != OP_CANONICALISE)) goto bad;
   j->op = op;
-  if (napi_is_buffer(env, argv[1], &isBuffer) != napi_ok || !isBuffer || napi_get_buffer_info(env, argv[1], &p, &n) != napi_ok) goto bad;
+  if (!argBuffer(env, argv[1], &p, &n)) goto bad;
   j->paths = p;
   j->pathBytes = n;
-  if (napi_get_typedarray_info(env, argv[2], &type, &n, &p, &ab, &offset) != napi_ok || type != napi_int32_array) goto bad;
+  if (!argTyped(env, argv[2], napi_int32_array, &p, &n)) goto bad;
   j->results = p;
   j->count = n;
   for (int k = 0; k < 2; k++) napi_create_reference(env, argv[k + 1], 1, &j->keep[k]);
@@ -129,7 +124,5 @@ bad:
 }
 
 void registerPathMeta(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "pathMeta", NAPI_AUTO_LENGTH, pathMeta, NULL, &fn);
-  napi_set_named_property(env, exports, "pathMeta", fn);
+  exportFunction(env, exports, "pathMeta", pathMeta);
 }

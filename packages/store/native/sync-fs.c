@@ -39,8 +39,8 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   if (status != napi_ok && !j->err) j->err = ECANCELED;
-  settleJob(env, j->deferred, j->err != 0, j->err ? uv_strerror(-j->err) : "", j->err ? uv_err_name(-j->err) : "", j->syscall, 0);
-  napi_delete_async_work(env, j->work);
+  settleErrno(env, j->deferred, j->err, j->syscall, 0);
+  endJob(env, j->work, NULL, 0);
   free(j->path);
   free(j);
 }
@@ -63,7 +63,5 @@ static napi_value syncFs(napi_env env, napi_callback_info info) {
 }
 
 void registerSyncFs(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "syncFs", NAPI_AUTO_LENGTH, syncFs, NULL, &fn);
-  napi_set_named_property(env, exports, "syncFs", fn);
+  exportFunction(env, exports, "syncFs", syncFs);
 }

@@ -244,6 +244,9 @@ test('bad input: exit 2, the problem named, the store unchanged', async () => {
     [['--max-silent-time', 'soon', 'x.drv'], /--max-silent-time must be a number, got 'soon'/],
     [['--sandbox', 'maybe', 'x.drv'], /sandbox/i],
     [[], /at least one derivation/],
+    // What yargs refuses itself (a flag missing its value) is a usage error too.
+    [['x.drv', '-j'], /Not enough arguments following: j/],
+    [['x.drv', '--bogus'], /Unknown argument/],
   ];
   for (const [args, re] of cases) {
     const r = e.build(args);

@@ -66,6 +66,7 @@ test('bad request lines and bad arguments are refused with exit 2', () => {
       [[sys, 'soon', '0'], /MAX_SILENT_TIME must be a whole number of seconds, got 'soon'/],
       [[sys, '0', '2'], /PRINT_BUILD_TRACE must be 0 or 1, got '2'/],
       [['x/y', '0', '0'], /THIS_SYSTEM 'x\/y' is not a system name/],
+      [['status', '--idle'], /Not enough arguments following: idle|Unknown argument/],
     ] as const) {
       const b = hook([...args], '', env);
       assert.equal(b.status, 2, b.stderr);

@@ -82,6 +82,10 @@ test('add rejects bad inputs with exit 2 and leaves the store unchanged', () => 
       [['add-fixed', 'sha3', path.join(tree, 'plain')], /unknown hash algorithm 'sha3'/],
       [['add-fixed', 'sha256', tree], /cannot add '.*tree' flat: it is not a regular file/],
       [['add'], /Not enough non-option arguments/],
+      // A value missing after an option, refused by yargs itself.
+      [['add', path.join(tree, 'plain'), '--store-dir'], /Not enough arguments following: store-dir/],
+      // Empty, it would have been the current directory.
+      [['add', path.join(tree, 'plain'), '--store-dir='], /--store-dir needs a directory, got an empty value/],
     ];
     for (const [args, msg] of cases) {
       const r = run(STORE_BIN, args, { env: t.env });

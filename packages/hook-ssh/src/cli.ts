@@ -3,7 +3,7 @@
 // The hook and serve start once per remote build, so their command lines are read by hand:
 // loading yargs costs about 100 ms of CPU, more than the rest of a hook's start-up. The
 // commands for people (and --help, and any mistake) go through yargs.
-import { resolveConfig, runMain, UsageError } from '@drover/store';
+import { resolveConfig, runMain, UsageError, yargsFailure } from '@drover/store';
 import { Hook } from './hook.js';
 import { logFdOpen } from './remote-ops.js';
 
@@ -126,9 +126,9 @@ async function withYargs(): Promise<number> {
         '$0 serve | agent                                   (run on a remote machine by the hook, over ssh)\n\n' +
         'The reference build hook of drover: builds derivations on the machines of a machines file over SSH.',
     )
-    .option('machines', { type: 'string', describe: 'machines file [env DROVER_MACHINES, default $XDG_CONFIG_HOME/drover/machines]', global: true })
-    .option('store-dir', { type: 'string', describe: 'store dir [env DROVER_STORE_DIR]', global: true })
-    .option('state-dir', { type: 'string', describe: 'state dir (slots, failure memory, ssh sockets) [env DROVER_STATE_DIR]', global: true })
+    .option('machines', { type: 'string', describe: 'machines file [env DROVER_MACHINES, default $XDG_CONFIG_HOME/drover/machines]', global: true, requiresArg: true })
+    .option('store-dir', { type: 'string', describe: 'store dir [env DROVER_STORE_DIR]', global: true, requiresArg: true })
+    .option('state-dir', { type: 'string', describe: 'state dir (slots, failure memory, ssh sockets) [env DROVER_STATE_DIR]', global: true, requiresArg: true })
     .command(
       '$0 <thisSystem> <maxSilentTime> <printBuildTrace>',
       'answer build requests on stdin (the build hook protocol)',
@@ -177,9 +177,7 @@ async function withYargs(): Promise<number> {
     .strict()
     .help()
     .version(false)
-    .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
-    })
+    .fail(yargsFailure)
     .parseAsync();
   return code;
 }

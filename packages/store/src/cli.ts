@@ -1,5 +1,5 @@
 // drover-store's command line: parses argv, calls the library, maps errors to exit codes.
-import { runMain, UsageError } from './errors.js';
+import { runMain, yargsFailure } from './errors.js';
 import { protectDash, restoreDash } from './stdin-dash.js';
 import { commandName, parseFast } from './fast-argv.js';
 import { exitState } from './commands/common.js';
@@ -27,17 +27,15 @@ async function main(): Promise<number> {
     .middleware(restoreDash, true)
     .scriptName(TOOL)
     .usage('$0 <command> [options]\n\nThe drover store: NAR archives, Nix hashes and store paths, .drv files, and the validity DB.')
-    .option('store-dir', { ...GLOBALS['store-dir'], global: true })
-    .option('state-dir', { ...GLOBALS['state-dir'], global: true });
+    .option('store-dir', { ...GLOBALS['store-dir'], global: true, requiresArg: true })
+    .option('state-dir', { ...GLOBALS['state-dir'], global: true, requiresArg: true });
   for (const c of await loadAllCommands()) cli = cli.command(c);
   await cli
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .help()
     .version(false)
-    .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
-    })
+    .fail(yargsFailure)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .parseAsync();
   return exitState.code;

@@ -56,6 +56,16 @@ export class ExportFormatError extends DroverError {
 }
 
 /**
+ * yargs' `.fail` handler for drover's CLIs: what yargs itself refuses (a missing value, an
+ * unknown option: a YError, or only a message) is a usage error, exit 2; an error thrown
+ * by a command's handler passes through with its own code.
+ */
+export function yargsFailure(msg: string | undefined, err: Error | undefined): never {
+  if (err && err.name !== 'YError') throw err;
+  throw new UsageError(msg || err?.message || 'bad command line');
+}
+
+/**
  * Runs a CLI's main and exits with the error's code; the only place that exits.
  * Unknown errors (bugs, I/O) print their message and exit 1.
  */

@@ -5,7 +5,7 @@
 // list options, nothing node:util's parseArgs rejects) are parsed by parseArgs from the
 // same table, and yargs is loaded only for everything else.
 import { parseArgs } from 'node:util';
-import { UsageError } from '@drover/store';
+import { UsageError, yargsFailure } from '@drover/store';
 import type { BuildFlags } from './options.js';
 
 interface Opt {
@@ -104,15 +104,15 @@ export async function parseWithYargs(argv: readonly string[]): Promise<ParsedArg
     .strictOptions()
     .help()
     .version(false)
-    .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
-    })
+    .fail(yargsFailure)
     .wrap(Math.min(100, process.stdout.columns ?? 100));
   for (const o of OPTIONS) {
     y = y.option(o.name, {
       // Numbers are left untyped: yargs still reads '12' as 12, but passes 'abc' as typed, so
       // that the error can quote it (with type number it would pass NaN).
       ...(o.type === 'number' ? { requiresArg: true } : { type: o.type }),
+      // A string option with nothing after it would be '' (an empty --store-dir is the cwd).
+      ...(o.type === 'string' ? { requiresArg: true } : {}),
       describe: o.describe,
       ...(o.alias ? { alias: o.alias } : {}),
       ...(o.choices ? { choices: o.choices } : {}),

@@ -281,6 +281,30 @@ test('a hook that never answers is stopped after --hook-timeout', async () => {
   assert.ok(state === 'gone' || state === 'Z', `the hook was killed (state ${state})`);
 });
 
+test('a stopping run does not wait for a hook that has not answered: the first failure ends it at once (exit 100), and so does SIGINT', async () => {
+  const bad = await e.drv({ name: 'stop-fastfail', cmd: 'exit 1' });
+  const slow = await e.drv({ name: 'stop-unanswered', cmd: 'echo > $out' });
+  // Declines the failing one (built here, fails at once), never answers about the other.
+  const h = hook('half-hang.sh', `  case $drv in *fastfail*) echo "# decline" >&2;; *) /bin/sleep 60;; esac`);
+  const t0 = Date.now();
+  const r = e.build(['--build-hook', h, '--hook-timeout', '30', '-j', '2', '--print-build-trace', slow.drv, bad.drv]);
+  assert.ok(Date.now() - t0 < 15_000, `ended at once, not after --hook-timeout (${Date.now() - t0} ms)`);
+  assert.equal(r.code, 100, r.stderr);
+  assert.doesNotMatch(r.stderr, /hook-failed|did not answer/);
+  assert.equal(e.isValid(slow.out.out!), false);
+
+  fs.rmSync(hookLog, { force: true });
+  const p = e.start(['--sandbox', 'none', '--build-hook', h, '--hook-timeout', '30', slow.drv]);
+  for (let i = 0; i < 200 && !logged().some((l) => l.includes(slow.drv)); i++) await new Promise((res) => setTimeout(res, 50));
+  const t1 = Date.now();
+  p.child.kill('SIGINT');
+  const s = await p.result;
+  assert.ok(Date.now() - t1 < 10_000, `SIGINT ended the run at once (${Date.now() - t1} ms)`);
+  assert.equal(s.code, 1, s.stderr);
+  assert.match(s.stderr, /SIGINT: stopping all builds/);
+  assert.doesNotMatch(s.stderr, /build hook failed|did not answer/);
+});
+
 test('-k: a hook failure does not stop independent builds', async () => {
   const a = await e.drv({ name: 'k-hook-a', cmd: 'echo > $out' });
   const b = await e.drv({ name: 'k-hook-b', cmd: 'echo > $out', env: { preferLocalBuild: '1' } });

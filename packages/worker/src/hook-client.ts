@@ -162,6 +162,12 @@ export class HookInstance {
     return Promise.race([this.exited, new Promise<ExitInfo>((r) => setTimeout(() => r({ status: 0, description: 'no exit status yet' }), ms))]);
   }
 
+  /** Gives up on the request in flight (the run is stopping): it rejects, and the hook is stopped. */
+  abort(): void {
+    this.failWaiter(new HookError('the run stopped before the build hook answered', 0));
+    this.kill();
+  }
+
   /** Stops the hook's process group: SIGTERM, then SIGKILL if it lingers. */
   kill(): void {
     if (this.hasExited) return;

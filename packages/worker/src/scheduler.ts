@@ -82,8 +82,8 @@ export class Scheduler {
   private lockWaits = 0;
   /** Hooks that answered decline or postpone: alive, free for the next request. */
   private readonly idleHooks: HookInstance[] = [];
-  /** Hook requests waiting for their reply. */
-  private asking = 0;
+  /** Hooks with a request waiting for its reply: a stopping run gives up on them (stop). */
+  private readonly askingHooks = new Set<HookInstance>();
   /**
    * Requests in flight that told the hook a local slot is free (AM_WILLING 1): each promise
    * holds a slot, or several parallel requests would all promise the same one, and the goals
@@ -216,7 +216,7 @@ export class Scheduler {
       while (!this.stopping && head < this.ready.length) {
         const g = this.ready[head]!;
         if (this.useHook(g)) {
-          if (this.asking >= Math.max(1, this.opts.hookRequests)) break;
+          if (this.askingHooks.size >= Math.max(1, this.opts.hookRequests)) break;
         } else if (!this.canBuildLocally(g)) {
           head++;
           this.fail(g, this.unsupported(g, false));
@@ -247,7 +247,7 @@ export class Scheduler {
   private checkDone(): void {
     if (!this.finish) return;
     // Waits for other processes' locks cannot be cancelled; a stopping run leaves them.
-    if (this.jobs.size > 0 || this.asking > 0 || (this.lockWaits > 0 && !this.stopping)) return;
+    if (this.jobs.size > 0 || this.askingHooks.size > 0 || (this.lockWaits > 0 && !this.stopping)) return;
     if (!this.stopping && (this.ready.length > 0 || this.postponed.length > 0 || this.slotWait.length > 0)) return;
     if (!this.stopping) {
       // Nothing runs and nothing waits: any goal still open waits for an input that never
@@ -347,24 +347,29 @@ export class Scheduler {
 
   private async askHook(g: Goal): Promise<void> {
     g.state = 'asking';
-    this.asking++;
     const hook = this.takeHook();
+    this.askingHooks.add(hook);
     const amWilling = this.localRunning + this.willingInFlight < this.opts.maxJobs && this.canBuildLocally(g);
     if (amWilling) this.willingInFlight++;
     let reply;
     try {
       reply = await hook.request({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
     } catch (e) {
-      this.asking--;
+      this.askingHooks.delete(hook);
       if (amWilling) this.willingInFlight--;
       hook.kill();
       this.releaseLocks(g);
+      // Stopping, the request was given up on (see stop): not a failure of the hook.
+      if (this.stopping) {
+        this.checkDone();
+        return;
+      }
       const he = e instanceof HookError ? e : new HookError((e as Error).message, 0);
       this.fail(g, { kind: 'hook', status: he.status, message: `build hook failed for '${g.drvPath}': ${he.message}` });
       this.pump();
       return;
     }
-    this.asking--;
+    this.askingHooks.delete(hook);
     if (amWilling) this.willingInFlight--;
     if (reply !== 'accept') this.idleHooks.push(hook);
     if (this.stopping) {
@@ -732,6 +737,8 @@ export class Scheduler {
     if (this.stopping) return;
     this.stopping = true;
     for (const j of this.jobs) j.kill();
+    // A hook may take up to --hook-timeout to answer: a stopping run does not wait for it.
+    for (const h of this.askingHooks) h.abort();
     for (const g of [...this.ready, ...this.postponed, ...this.slotWait]) this.releaseLocks(g);
     this.ready.length = 0;
     this.postponed.length = 0;

@@ -11,7 +11,7 @@ import {
   requireValid,
   resolveStorePath,
 } from '../query.js';
-import { refsOf } from '../topo-sort.js';
+import { byteOrder, refsOf } from '../topo-sort.js';
 import { defineCommand, exitState, out, withStore, pathsFrom } from './common.js';
 
 const QUERIES = ['references', 'referrers', 'requisites', 'referrers-closure', 'deriver', 'hash', 'size', 'valid', 'print-invalid', 'outputs', 'graph'] as const;
@@ -91,18 +91,20 @@ export const query = defineCommand<Args>({
           return out(dotGraph(db, paths));
         }
         case undefined:
+          // As `nix path-info --json` prints it: sorted, each path once, SRI hashes, and
+          // the fields Nix leaves out when empty left out.
           return out([
             JSON.stringify(
-              paths.map((p) => {
+              [...new Set(paths)].sort(byteOrder).map((p) => {
                 const i = info(p);
                 return {
                   path: i.path,
-                  narHash: i.narHash.toString('base32', true),
+                  narHash: i.narHash.toString('sri'),
                   narSize: i.narSize,
                   references: i.references,
-                  deriver: i.deriver ?? null,
+                  ...(i.ca ? { ca: i.ca } : {}),
+                  ...(i.deriver ? { deriver: i.deriver } : {}),
                   registrationTime: i.registrationTime,
-                  ca: i.ca ?? null,
                 };
               }),
             ),

@@ -75,6 +75,9 @@ test('Nix reads a store drover wrote: verify is clean and queries agree', (t) =>
   assert.doesNotMatch(v.stderr, /error|modified|disappeared|warning/i, v.stderr);
   const all = [...a, ...b, ...c].map((p) => p.path).concat([added]);
   compareQueries(nenv, s.env, [a[2]!.path, b[0]!.path, c[0]!.path, added]);
+  // Path info as JSON, as `nix path-info --json` gives it (which ends without a newline).
+  const infoOf = [c[0]!.path, a[2]!.path, added, c[0]!.path];
+  assert.equal(ok(drover(s.env, ['query', '--json', ...infoOf]), 'query --json').stdout, `${ok(nix(nenv, 'nix', ['path-info', '--json', ...infoOf]), 'nix path-info --json').stdout}\n`);
   assert.equal(ok(nix(nenv, 'nix-store', ['--dump-db']), 'dump-db').stdout, ok(drover(s.env, ['dump-db']), 'dump-db').stdout);
   assert.equal(ok(nix(nenv, 'nix-store', ['-q', '--requisites', c[4]!.path]), '-qR').stdout.trim().split('\n').length, 5 + 4 + 6);
   assert.equal(all.length, 16);
@@ -130,4 +133,39 @@ test('drover reads a store Nix built, and export/import are byte-identical both 
   assert.ok(ok(nix(nenv, 'nix-store', ['--export', ...closure]), 'nix export').bytes.equals(eNix));
   assert.equal(drover(s.env, ['verify', '--check-contents']).code, 0);
   assert.ok(ok(drover(s.env, ['export', ...closure]), 'export').stdoutBytes.equals(eNix));
+});
+
+test('register-validity registers what Nix registers from the same input: a repeated entry, a reference listed twice, references to paths valid already', (t) => {
+  const s = tempStore('drover-interop-reg-');
+  t.after(s.cleanup);
+  const a = makeChain(s.storeDir, 'valid', 3, 200);
+  const b = makeChain(s.storeDir, 'new', 4, 200);
+  writeOnDisk([...a, ...b]);
+  const drv = fakeStorePath(s.storeDir, 'drv', 'new-1.drv');
+  const second = [
+    // Refers to a path valid already (twice), to one later in the input and to itself.
+    { ...b[0]!, references: [a[2]!.path, b[1]!.path, a[2]!.path, b[0]!.path] },
+    // Listed twice: the later entry (a deriver, other references) is the one that counts (the
+    // earlier one's reference would close a cycle with b[2], which refers to b[1]).
+    { ...b[1]!, references: [b[2]!.path] },
+    { ...a[1]!, references: [] },
+    b[2]!,
+    { ...b[1]!, references: [a[0]!.path, b[3]!.path], deriver: drv },
+    { ...b[3]!, references: [] },
+  ];
+  for (const flags of [[], ['--hash-given']]) {
+    const hashGiven = flags.length > 0;
+    const state = { drover: path.join(s.dir, `drover-state${flags.join('')}`), nix: path.join(s.dir, `nix-state${flags.join('')}`) };
+    const denv = { ...s.env, DROVER_STATE_DIR: state.drover };
+    const nenv = nixEnv(s.dir, s.storeDir, state.nix);
+    for (const batch of [a, second]) {
+      ok(drover(denv, ['register-validity', ...flags], registrationText(batch, hashGiven)), `drover-store register-validity ${flags}`);
+      ok(nix(nenv, 'nix-store', ['--register-validity', ...flags], registrationText(batch, hashGiven)), `nix-store --register-validity ${flags}`);
+    }
+    const dump = ok(nix(nenv, 'nix-store', ['--dump-db']), 'nix-store --dump-db').stdout;
+    assert.equal(ok(drover(denv, ['dump-db']), 'dump-db').stdout, dump, `dump-db after register-validity ${flags}`);
+    // The DB drover wrote reads as Nix's does, query by query.
+    compareQueries(nixEnv(s.dir, s.storeDir, state.drover), denv, [b[0]!.path, b[1]!.path, a[2]!.path]);
+    assert.match(dump, new RegExp(`${b[1]!.path}\n[0-9a-f]{64}\n\\d+\n${drv}\n2\n`));
+  }
 });

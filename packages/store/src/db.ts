@@ -7,7 +7,7 @@ import { DroverError, StoreDbError } from './errors.js';
 import { parseHash, type Hash } from './hash.js';
 import { lockSync, type FileLock } from './locks.js';
 import { parseStorePath } from './store-path.js';
-import { checkAcyclic, graphFromEdges, type PathGraph } from './topo-sort.js';
+import { checkAcyclic, graphFromEdges, type IndexedReferences, type PathGraph } from './topo-sort.js';
 import { PathOrder } from './path-order.js';
 
 export const SCHEMA_VERSION = 10;
@@ -65,6 +65,12 @@ export interface RegisterOptions {
   unique?: boolean;
   /** The batch in path order, made by the caller while it waited for something else (with `unique`). */
   order?: PathOrder<ValidPathInfo>;
+  /**
+   * Each info's references as indices into the batch (with `unique`), in step with its
+   * `references` list; -1 for a path outside the batch, which is then looked up by its text.
+   * New rows' references then need no lookup at all.
+   */
+  references?: IndexedReferences;
   /**
    * Reads a .drv's outputs when a registration does not give them, so DerivationOutputs is
    * filled as Nix fills it. Undefined: .drv paths without `derivationOutputs` get no rows.
@@ -451,7 +457,8 @@ export class StoreDb {
     }
     const now = Math.floor(Date.now() / 1000);
     if (opts.order && (!opts.unique || opts.order.items.length !== distinct.length)) throw new Error('registerValidPaths: an order is only for a batch said to be unique, and must hold all of it');
-    const body = () => this.writeRows(opts.order ?? PathOrder.of(distinct), outputs, now);
+    if (opts.references && (!opts.unique || opts.references.start.length !== distinct.length + 1)) throw new Error('registerValidPaths: indexed references are only for a batch said to be unique, and must cover all of it');
+    const body = () => this.writeRows(opts.order ?? PathOrder.of(distinct), outputs, now, opts.references);
     if (!opts.beforeCommit) {
       this.withoutForeignKeyChecks(() => this.db.transaction(body).immediate());
       return;
@@ -492,7 +499,7 @@ export class StoreDb {
   }
 
   /** The rows of one batch, inside the caller's transaction. */
-  private writeRows(order: PathOrder<ValidPathInfo>, outputs: ReadonlyMap<string, Record<string, string>>, now: number): void {
+  private writeRows(order: PathOrder<ValidPathInfo>, outputs: ReadonlyMap<string, Record<string, string>>, now: number, indexed: IndexedReferences | undefined): void {
     const ordered = order.items;
     // A caller that said `unique` and was wrong would get references past the cycle check.
     for (let i = 1; i < ordered.length; i++) {
@@ -524,13 +531,27 @@ export class StoreDb {
     };
     // Referrers come in path order, which is id order for new rows: appends to Refs' B-trees.
     const refs = this.chunkedInsert('refs', this.stmts.addRef, 2);
+    const noReference = (info: ValidPathInfo, ref: string) => new RegistrationError(`cannot register '${info.path}': its reference '${ref}' is not valid and not in the batch`);
     for (let i = 0; i < ordered.length; i++) {
       const info = ordered[i]!;
       if (info.references.length === 0) continue;
       const id = contiguous ? before + 1 + i : idOf(info.path)!;
+      if (contiguous && indexed) {
+        // A reference into the batch is a new row whose id is known from its place.
+        const b = order.indexAt(i);
+        const from = indexed.start[b]!;
+        if (indexed.start[b + 1]! - from !== info.references.length) throw new Error(`registerValidPaths: the indexed references of '${info.path}' are not in step with its list`);
+        for (let k = 0; k < info.references.length; k++) {
+          const t = indexed.target[from + k]!;
+          const refId = t >= 0 ? before + 1 + order.placeOf(t) : idOf(info.references[k]!);
+          if (refId === undefined) throw noReference(info, info.references[k]!);
+          refs.add(id, refId);
+        }
+        continue;
+      }
       for (const ref of info.references) {
         const refId = idOf(ref);
-        if (refId === undefined) throw new RegistrationError(`cannot register '${info.path}': its reference '${ref}' is not valid and not in the batch`);
+        if (refId === undefined) throw noReference(info, ref);
         refs.add(id, refId);
       }
     }

@@ -282,12 +282,13 @@ export class HashPool {
 
   /**
    * Checking existence and canonicalising single files, in native jobs on libuv's threads
-   * (path-meta.c: the system calls without Node's cost around each), leaving one core to
-   * this thread (register-validity writes its rows meanwhile).
+   * (path-meta.c: the system calls without Node's cost around each), a job per core. This
+   * thread writes rows meanwhile; these jobs are mostly kernel work, and leaving it a core of
+   * its own made the canonicalising pass, not the rows, the longer of the two.
    */
   private natively(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
     const native = loadNative();
-    return this.viaNative(paths, o, this.threads - 1, async (batch, n) => {
+    return this.viaNative(paths, o, this.threads, async (batch, n) => {
       const results = new Int32Array(n);
       await native.pathMeta(o.canonicalise ? 1 : 0, batch, results);
       return (i, p) => (results[i] === 0 ? ['', 0, o.canonicalise ? 1 : 0] : results[i] === 1 ? undefined : systemFailure(p, results[i]!));

@@ -24,6 +24,8 @@ export class PathOrder<T extends { path: string }> {
     /** For each place in `items`, the item's index in the list it was made from. */
     private readonly from: Int32Array,
   ) {}
+  /** The inverse of `from`, made when first asked for. */
+  private places: Int32Array | undefined;
 
   static of<T extends { path: string }>(unsorted: readonly T[]): PathOrder<T> {
     const n = unsorted.length;
@@ -81,6 +83,20 @@ export class PathOrder<T extends { path: string }> {
       if (items[i]!.path !== this.items[i]!.path) throw new Error(`PathOrder.over: '${items[i]!.path}' is not at the place of '${this.items[i]!.path}'`);
     }
     return new PathOrder(items, this.keys, this.dir, this.map, this.from);
+  }
+
+  /** The place in `items` of the item at `index` in the list this order was made from. */
+  placeOf(index: number): number {
+    if (!this.places) {
+      this.places = new Int32Array(this.from.length);
+      for (let i = 0; i < this.from.length; i++) this.places[this.from[i]!] = i;
+    }
+    return this.places[index]!;
+  }
+
+  /** The index, in the list this order was made from, of the item at `place` in `items`. */
+  indexAt(place: number): number {
+    return this.from[place]!;
   }
 
   /** The place of `p` in `items`, or undefined if it is not there. */

@@ -3,7 +3,7 @@ import { HashPool, PathReadError, type PathHashResult } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
 import { DroverError } from './errors.js';
 import { isWellFormedStorePath, parseStorePath } from './store-path.js';
-import { checkAcyclic } from './topo-sort.js';
+import { checkAcyclicIndexed, type IndexedReferences } from './topo-sort.js';
 import { PathOrder } from './path-order.js';
 import type { Registration } from './registration.js';
 import type { Store } from './store.js';
@@ -39,30 +39,50 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       fail(r, `${role}: ${(e as Error).message}`);
     }
   };
-  const byPath = new Map<string, Registration>();
-  for (const r of entries) {
+  // Each path's last entry (a later one replaces an earlier one).
+  const last = new Map<string, number>();
+  for (let i = 0; i < entries.length; i++) {
+    const r = entries[i]!;
     check(r, r.path, 'path');
     if (r.deriver) check(r, r.deriver, `deriver of '${r.path}'`);
-    byPath.set(r.path, r);
+    last.set(r.path, i);
   }
+  // Every reference as the index of the entry it names, or -1 for one outside the input,
+  // learnt while checking them: the cycle check and the Refs rows then look up nothing.
   // References that are paths of the input were checked as such; the others must be valid.
+  const refStart = new Int32Array(entries.length + 1);
+  for (let i = 0; i < entries.length; i++) refStart[i + 1] = refStart[i]! + entries[i]!.references.length;
+  const refEntry = new Int32Array(refStart[entries.length]!);
   const outside = new Set<string>();
-  for (const r of entries) {
+  for (let i = 0, k = 0; i < entries.length; i++) {
+    const r = entries[i]!;
     for (const ref of r.references) {
-      if (byPath.has(ref) || outside.has(ref)) continue;
+      const t = last.get(ref);
+      refEntry[k++] = t ?? -1;
+      if (t !== undefined || outside.has(ref)) continue;
       check(r, ref, `reference of '${r.path}'`);
       outside.add(ref);
     }
   }
-  const validBefore = opts.reregister ? new Set<string>() : db.validAmong([...byPath.keys()]);
-  const batch = [...byPath.values()].filter((r) => !validBefore.has(r.path));
+  const validBefore = opts.reregister ? new Set<string>() : db.validAmong([...last.keys()]);
+  // The batch: each path's last entry, unless the path is valid already.
+  const inBatch = new Int32Array(entries.length).fill(-1);
+  const batch: Registration[] = [];
+  const repeated = last.size < entries.length;
+  for (let i = 0; i < entries.length; i++) {
+    const p = entries[i]!.path;
+    if ((repeated && last.get(p) !== i) || (validBefore.size > 0 && validBefore.has(p))) continue;
+    inBatch[i] = batch.length;
+    batch.push(entries[i]!);
+  }
   const paths = batch.map((r) => r.path);
+  const batchRefs = referencesInBatch();
   // Reading is harmless, so the threads hash (or, with hashes given, check existence) while
   // this thread checks the input; canonicalising, which changes files, waits for the checks
   // and for every path to be known to exist.
   // Each .drv's outputs, read (and checked) with the other checks, before anything is touched.
   const drvOutputs = new Map<string, Record<string, string>>();
-  const common = { derivationOutputsOf: (drv: string) => drvOutputs.get(drv) ?? store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true, unique: true };
+  const common = { derivationOutputsOf: (drv: string) => drvOutputs.get(drv) ?? store.derivationOutputsOf(drv), existenceChecked: true, acyclicChecked: true, pathsChecked: true, unique: true, references: batchRefs };
   const pool = new HashPool();
   try {
     return await registerBatch(pool);
@@ -118,7 +138,7 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       }
       // Cycles too are refused before anything is touched (the DB would refuse them later),
       // and so is a .drv whose outputs are not the ones its contents give.
-      checkAcyclic(paths, (p) => byPath.get(p)!.references);
+      checkAcyclicIndexed(paths, batchRefs);
       for (const r of batch) {
         if (!r.path.endsWith('.drv')) continue;
         try {
@@ -168,20 +188,28 @@ export async function registerValidity(store: Store, entries: readonly Registrat
     return paths;
   }
 
+  /**
+   * The batch's references as indices into the batch, in step with each entry's list (a
+   * reference listed twice is written once: Refs rows are inserted or ignored).
+   */
+  function referencesInBatch(): IndexedReferences {
+    const start = new Int32Array(batch.length + 1);
+    for (let b = 0; b < batch.length; b++) start[b + 1] = start[b]! + batch[b]!.references.length;
+    const target = new Int32Array(start[batch.length]!);
+    let k = 0;
+    for (let i = 0; i < entries.length; i++) {
+      if (inBatch[i]! < 0) continue;
+      for (let e = refStart[i]!; e < refStart[i + 1]!; e++) target[k++] = refEntry[e]! < 0 ? -1 : inBatch[refEntry[e]!]!;
+    }
+    return { start, target };
+  }
+
   /** The rows to write: hashes from the input, or (without --hash-given) from the threads. */
   function toInfos(hashed: readonly (PathHashResult | undefined)[] | undefined): ValidPathInfo[] {
     return batch.map((r, i) => {
-      // Most entries list each reference once: copy only when there is something to drop.
-      const unique = r.references.length < 2 || new Set(r.references).size === r.references.length;
       // With hashes given, an entry already has a row's fields: no second object per path.
-      if (opts.hashGiven && unique) return r as ValidPathInfo;
-      return {
-        path: r.path,
-        narHash: opts.hashGiven ? r.narHash! : hashed![i]!.narHash,
-        narSize: opts.hashGiven ? r.narSize! : hashed![i]!.narSize,
-        references: unique ? r.references : [...new Set(r.references)],
-        deriver: r.deriver,
-      };
+      if (opts.hashGiven) return r as ValidPathInfo;
+      return { path: r.path, narHash: hashed![i]!.narHash, narSize: hashed![i]!.narSize, references: r.references, deriver: r.deriver };
     });
   }
 

@@ -114,6 +114,16 @@ export function byteOrder(a: string, b: string): number {
 }
 
 /**
+ * References as indices, in compressed rows and in no particular order: item i refers to
+ * `target[start[i] .. start[i+1])`, where -1 is something outside the items. A registration
+ * batch is checked and written in this form, so no path is looked up by its text twice.
+ */
+export interface IndexedReferences {
+  start: Int32Array;
+  target: Int32Array;
+}
+
+/**
  * Throws ReferenceCycleError if the references among `items` form a cycle: the walk of
  * topoSortGraph without sorting, over indices (registration batches of 100k paths).
  */
@@ -121,11 +131,23 @@ export function checkAcyclic(items: Iterable<string>, referencesOf: (p: string) 
   const paths = [...items];
   const index = new Map<string, number>();
   paths.forEach((p, i) => index.set(p, i));
+  const lists = paths.map((p) => referencesOf(p) ?? []);
+  const start = new Int32Array(paths.length + 1);
+  for (let i = 0; i < paths.length; i++) start[i + 1] = start[i]! + lists[i]!.length;
+  const target = new Int32Array(start[paths.length]!);
+  let k = 0;
+  for (const list of lists) for (const ref of list) target[k++] = index.get(ref) ?? -1;
+  checkAcyclicIndexed(paths, { start, target });
+}
+
+/** checkAcyclic over references given as indices into `paths`. */
+export function checkAcyclicIndexed(paths: readonly string[], refs: IndexedReferences): void {
+  const { start, target } = refs;
   const n = paths.length;
-  const refs: (readonly string[])[] = paths.map((p) => referencesOf(p) ?? []);
   const state = new Uint8Array(n);
   const stack = new Int32Array(n);
-  const next = new Int32Array(n);
+  // Where each node on the stack is in its references.
+  const next = start.slice(0, n);
   for (let root = 0; root < n; root++) {
     if (state[root] !== 0) continue;
     let sp = 0;
@@ -133,10 +155,9 @@ export function checkAcyclic(items: Iterable<string>, referencesOf: (p: string) 
     state[root] = 1;
     while (sp > 0) {
       const node = stack[sp - 1]!;
-      const children = refs[node]!;
-      if (next[node]! < children.length) {
-        const child = index.get(children[next[node]!++]!);
-        if (child === undefined || child === node || state[child] === 2) continue;
+      if (next[node]! < start[node + 1]!) {
+        const child = target[next[node]!++]!;
+        if (child < 0 || child === node || state[child] === 2) continue;
         if (state[child] === 1) throw new ReferenceCycleError(paths[child]!, paths[node]!);
         state[child] = 1;
         stack[sp++] = child;

@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { STORE_BIN, run } from '@drover/store/testing';
 import { BuildEnv, traceLines, type Built } from './build-harness.js';
 
 const e = new BuildEnv();
@@ -89,17 +90,30 @@ test('a failure deep in a DAG: without -k the run stops promptly with exit 100',
   assert.ok(!runs.includes('nok-good-2'), `stopped before the end of the good branch: ${runs.join(' ')}`);
   assert.ok(!runs.includes('nok-top') && !runs.includes('nok-above-bad'));
   assert.equal(e.isValid(d.good[2]!.out.out!), false);
+  // What needs the failed build is reported as failing with it, in the trace too.
+  const dependants = traceLines(r.stderr).filter((l) => l[0] === 'build-failed' && l[1] !== d.bad.drv);
+  assert.deepEqual(
+    dependants.map((l) => [l[1], l[3], l.slice(4).join(' ')]).sort(),
+    [d.aboveBad, d.top].map((x) => [x.drv, '0', `cannot build '${x.drv}': its input '${d.bad.drv}' failed`]).sort(),
+  );
 });
 
 test('a failure deep in a DAG: with -k every independent branch still builds', async () => {
   const counter = path.join(e.dir, 'k-count');
   const d = await failingDag('k', counter);
-  const r = e.build(['-k', '-j', '2', d.top.drv, d.good[2]!.drv]);
+  const r = e.build(['-k', '-j', '2', '--print-build-trace', d.top.drv, d.good[2]!.drv]);
   assert.equal(r.code, 100, r.stderr);
   assert.equal(r.stdout, `${d.good[2]!.out.out}\n`, 'the good branch is printed');
   for (const g of d.good) assert.equal(e.isValid(g.out.out!), true);
   assert.equal(e.isValid(d.top.out.out!), false);
-  assert.match(r.stderr, /cannot build '.*k-top\.drv': its input '.*k-bad\.drv' failed/);
+  assert.match(r.stderr, /^drover-build: error: cannot build '.*k-top\.drv': its input '.*k-bad\.drv' failed$/m);
+  assert.deepEqual(
+    traceLines(r.stderr)
+      .filter((l) => l[0] === 'build-failed' && l[1] !== d.bad.drv)
+      .map((l) => l[1])
+      .sort(),
+    [d.aboveBad.drv, d.top.drv].sort(),
+  );
   const runs = fs.readFileSync(counter, 'utf8').trim().split('\n').sort();
   assert.deepEqual(runs, ['k-bad', 'k-base', 'k-good-0', 'k-good-1', 'k-good-2']);
 });
@@ -124,4 +138,31 @@ test('SIGINT stops every build at once: exit 1, the builder killed, nothing regi
   await new Promise((res) => setTimeout(res, 2500));
   assert.equal(fs.existsSync(marker), false, 'the builder did not go on');
   assert.equal(e.isValid(slow.out.out!), false);
+});
+
+test("drover-build's builder launcher killed from outside: a system error (exit 1, no cached failure), the builder gone too", async () => {
+  const marker = path.join(e.dir, 'lost-marker');
+  const lost = await e.drv({ name: 'lost', cmd: `/bin/sleep 2; echo > ${marker}; echo > $out` });
+  const p = e.start(['--sandbox', 'none', '--cache-failures', '--print-build-trace', lost.drv]);
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    p.child.stderr!.on('data', (c) => {
+      stderr += c;
+      if (stderr.includes('@ build-started')) resolve();
+    });
+  });
+  // The launcher is drover-build's `sh -s` child.
+  const children = fs.readFileSync(`/proc/${p.child.pid}/task/${p.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const launcher = children.find((c) => fs.readFileSync(`/proc/${c}/cmdline`, 'utf8') === '/bin/sh\0-s\0');
+  assert.ok(launcher, `a launcher among ${children}`);
+  process.kill(launcher, 'SIGKILL');
+  const r = await p.result;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /build of '.*lost\.drv' was lost: drover-build's builder launcher \(\/bin\/sh\) was killed/);
+  await new Promise((res) => setTimeout(res, 2500));
+  assert.equal(fs.existsSync(marker), false, 'the builder did not go on');
+  assert.equal(e.isValid(lost.out.out!), false);
+  const failed = run(STORE_BIN, ['failed', '--list'], { env: e.env });
+  assert.equal(failed.code, 0, failed.stderr);
+  assert.equal(failed.stdout, '', 'not remembered as a failed build');
 });

@@ -81,8 +81,9 @@ export class BuildEnv {
     return { drv: drvPath, out };
   }
 
-  build(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunResult {
+  build(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): RunResult {
     const r = spawnSync(process.execPath, [BUILD_BIN, ...(args.includes('--sandbox') ? [] : ['--sandbox', 'none']), ...args], {
+      cwd: opts.cwd,
       input: opts.input ?? '',
       env: { ...this.env, ...opts.env },
       maxBuffer: 1 << 28,

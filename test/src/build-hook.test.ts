@@ -111,6 +111,26 @@ test('decline: the scheduler builds locally, and the same hook answers the next 
   );
 });
 
+test('a hook named by a relative path is found from the current directory (it runs in /)', async () => {
+  const a = await e.drv({ name: 'rel-hook', cmd: 'echo > $out' });
+  const h = hook('decline-rel.sh', '  echo "# decline" >&2');
+  const r = e.build(['--build-hook', `./${path.basename(h)}`, a.drv], { cwd: path.dirname(h) });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(logged().filter((l) => l.startsWith('req')).length, 1, 'the hook was asked');
+});
+
+test('a hook that answers one request and exits: every request still gets a hook that answers', async () => {
+  const drvs = [];
+  for (let i = 0; i < 8; i++) drvs.push((await e.drv({ name: `once-${i}`, cmd: 'echo > $out' })).drv);
+  const h = e.script('once.sh', `#!/bin/sh\nread -r am sys drv feat\necho "req $drv" >> ${hookLog}\necho "# decline" >&2\n`);
+  fs.rmSync(hookLog, { force: true });
+  const r = e.build(['--build-hook', h, '-j', '2', ...drvs]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n').length, 8);
+  // Each was offered (some again after waiting for a local slot, as Nix re-asks too).
+  assert.deepEqual([...new Set(logged().map((l) => l.slice(4)))].sort(), [...drvs].sort());
+});
+
 test('postpone, then accept: the scheduler asks again, and a fresh hook serves the next request', async () => {
   const a = await e.drv({ name: 'postponed', cmd: 'exit 1' });
   const b = await e.drv({ name: 'after-accept', cmd: 'exit 1' });

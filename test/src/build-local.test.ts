@@ -277,3 +277,24 @@ test('outputs that refer to each other are a failed build, not a broken registra
   assert.equal(e.isValid(a.out.out!), false);
   assert.equal(e.isValid(a.out.dev!), false);
 });
+
+test('a derivation named by a relative path, with a doubled slash or through a symlink is the store path it leads to, as in Nix', async () => {
+  const a = await e.drv({ name: 'named-oddly', cmd: 'echo > $out' });
+  const link = path.join(e.dir, 'drv-link');
+  fs.symlinkSync(a.drv, link);
+  for (const [args, cwd] of [
+    [[link], undefined],
+    [[`./${path.basename(a.drv)}`], e.t.storeDir],
+    [[a.drv.replace(`${e.t.storeDir}/`, `${e.t.storeDir}//`)], undefined],
+  ] as const) {
+    const r = e.build([...args], { cwd });
+    assert.equal(r.code, 0, `${args}: ${r.stderr}`);
+    assert.equal(r.stdout, `${a.out.out}\n`);
+  }
+  // A link to something that is not a derivation is still refused as such.
+  const notDrv = path.join(e.dir, 'out-link');
+  fs.symlinkSync(a.out.out!, notDrv);
+  const r = e.build([notDrv]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /is not a derivation/);
+});

@@ -1,6 +1,6 @@
 // The goal graph: every derivation a run needs, read level by level with one validity
 // query per level, so a no-op run reads the requested .drv files and nothing more.
-import { DerivationFormatError, DroverError, UsageError, derivationName, isFixedOutput, readDerivation, type Derivation, type FileLock, type Store } from '@drover/store';
+import { DerivationFormatError, DroverError, UsageError, derivationName, isFixedOutput, readDerivation, resolveStorePath, type Derivation, type FileLock, type Store } from '@drover/store';
 import { requiredFeatures } from './system.js';
 import { validSubset } from './validity.js';
 import type { BuildFailure } from './failure.js';
@@ -142,9 +142,17 @@ export function loadGoals(store: Store, drvPaths: readonly string[]): GoalGraph 
   const goals = new Map<string, Goal>();
   const top: Goal[] = [];
   const requested = new Set<string>();
-  for (const p of drvPaths) {
-    if (!p.endsWith('.drv')) throw new UsageError(`'${p}' is not a derivation (a store path ending in .drv)`);
-    store.checkInStore(p);
+  for (const arg of drvPaths) {
+    const notDrv = (p: string) => new UsageError(`'${p}' is not a derivation (a store path ending in .drv)`);
+    // As Nix does: relative paths, doubled slashes and symlinks into the store (a `result`
+    // link, say) name the store path they lead to.
+    let p: string;
+    try {
+      p = resolveStorePath(store.storeDir, arg);
+    } catch (e) {
+      throw arg.endsWith('.drv') ? e : notDrv(arg);
+    }
+    if (!p.endsWith('.drv')) throw notDrv(p);
     requested.add(p);
   }
   let frontier = [...requested];

@@ -30,6 +30,8 @@ export class HookError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    /** The hook had exited, or exited without answering this request. */
+    readonly gone = false,
   ) {
     super(message);
   }
@@ -86,7 +88,7 @@ export class HookInstance {
     void this.outputEnded.then(async () => {
       if (!this.waiter) return;
       const info = await this.waitExit(KILL_GRACE_MS);
-      this.failWaiter(new HookError(`the build hook exited before answering (${info.description})`, info.status));
+      this.failWaiter(new HookError(`the build hook exited before answering (${info.description})`, info.status, true));
     });
   }
 
@@ -119,7 +121,7 @@ export class HookInstance {
   request(req: HookRequest): Promise<HookReply> {
     if (this.stdoutEnded || this.hasExited) {
       return this.waitExit(0).then((info) => {
-        throw new HookError(`the build hook is gone (${info.description})`, info.status);
+        throw new HookError(`the build hook is gone (${info.description})`, info.status, true);
       });
     }
     return new Promise<HookReply>((resolve, reject) => {

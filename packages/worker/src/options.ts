@@ -1,5 +1,6 @@
 // drover-build's settings with their defaults, from flags and the environment.
 import os from 'node:os';
+import path from 'node:path';
 import { UsageError } from '@drover/store';
 import { defaultSystemFeatures, thisSystem } from './system.js';
 import { parseSandboxPath, type SandboxMode } from './sandbox.js';
@@ -61,6 +62,9 @@ export function resolveBuildOptions(f: BuildFlags, env: NodeJS.ProcessEnv, stder
   if (!['auto', 'bwrap', 'none'].includes(sandbox)) throw new UsageError(`--sandbox must be auto, bwrap or none, got '${sandbox}'`);
   const hook = f.buildHook ?? env.DROVER_BUILD_HOOK;
   const hookWords = hook === undefined || hook.trim() === '' ? undefined : hook.trim().split(/\s+/);
+  // The hook runs in / (the protocol says so): a program named by a relative path is found
+  // from here, as Nix makes NIX_BUILD_HOOK absolute; a bare name is looked up in PATH.
+  if (hookWords && hookWords[0]!.includes('/')) hookWords[0] = path.resolve(hookWords[0]!);
   const system = f.system ?? thisSystem();
   if (system === '' || /\s/.test(system)) throw new UsageError(`--system must be one word, got '${system}'`);
   return {

@@ -6,6 +6,11 @@ export interface ExitInfo {
   status: number;
   /** `exit code 3`, `signal SIGKILL`, or why it never ran. */
   description: string;
+  /**
+   * The builder was lost with drover's own launcher (killed from outside): a system error,
+   * not a failure of the build, so neither exit 100 nor a cached failure.
+   */
+  launcherDied?: boolean;
 }
 
 export function statusOf(code: number | null, signal: NodeJS.Signals | null): ExitInfo {

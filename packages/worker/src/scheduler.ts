@@ -12,6 +12,7 @@ import { BuildDirs } from './build-dirs.js';
 import { Spawner, findTool } from './spawner.js';
 import { LocalBuild, type SandboxSetup } from './local-build.js';
 import { HookError, HookInstance } from './hook-client.js';
+import type { HookReply, HookRequest } from './hook-protocol.js';
 import { finishOutput } from './outputs.js';
 import { Registrar } from './registrar.js';
 import { defaultSandboxPaths, probeBwrap, writeSandboxEtc, type SandboxMode, type SandboxPath } from './sandbox.js';
@@ -329,12 +330,12 @@ export class Scheduler {
 
   // ---- the hook --------------------------------------------------------------------------
 
-  /** An idle hook that is still alive, else a fresh one. */
-  private takeHook(): HookInstance {
-    for (let h = this.idleHooks.pop(); h; h = this.idleHooks.pop()) {
-      if (h.child.exitCode === null && h.child.signalCode === null) return h;
+  /** An idle hook that is still alive, else a fresh one (`fresh` forces a new one). */
+  private takeHook(fresh = false): { hook: HookInstance; reused: boolean } {
+    for (let h = fresh ? undefined : this.idleHooks.pop(); h; h = this.idleHooks.pop()) {
+      if (h.child.exitCode === null && h.child.signalCode === null) return { hook: h, reused: true };
     }
-    return new HookInstance({
+    const hook = new HookInstance({
       command: this.opts.buildHook!,
       thisSystem: this.opts.thisSystem,
       maxSilentTime: this.opts.maxSilentTime,
@@ -343,21 +344,18 @@ export class Scheduler {
       env: { ...process.env, DROVER_STORE_DIR: this.store.storeDir, DROVER_STATE_DIR: this.store.stateDir },
       stderr: this.opts.stderr,
     });
+    return { hook, reused: false };
   }
 
   private async askHook(g: Goal): Promise<void> {
     g.state = 'asking';
-    const hook = this.takeHook();
-    this.askingHooks.add(hook);
     const amWilling = this.localRunning + this.willingInFlight < this.opts.maxJobs && this.canBuildLocally(g);
     if (amWilling) this.willingInFlight++;
-    let reply;
+    let answer;
     try {
-      reply = await hook.request({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
+      answer = await this.requestHook({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
     } catch (e) {
-      this.askingHooks.delete(hook);
       if (amWilling) this.willingInFlight--;
-      hook.kill();
       this.releaseLocks(g);
       // Stopping, the request was given up on (see stop): not a failure of the hook.
       if (this.stopping) {
@@ -369,7 +367,7 @@ export class Scheduler {
       this.pump();
       return;
     }
-    this.askingHooks.delete(hook);
+    const { hook, reply } = answer;
     if (amWilling) this.willingInFlight--;
     if (reply !== 'accept') this.idleHooks.push(hook);
     if (this.stopping) {
@@ -400,6 +398,28 @@ export class Scheduler {
       this.slotWait.push(g);
     }
     this.pump();
+  }
+
+  /**
+   * One request, to an idle hook or a fresh one; the hook that answered is returned. An idle
+   * hook may have exited after its last answer, unnoticed until now (a hook should stay, but
+   * a short shell hook may not): then the request goes to a fresh hook instead.
+   */
+  private async requestHook(req: HookRequest): Promise<{ hook: HookInstance; reply: HookReply }> {
+    let { hook, reused } = this.takeHook();
+    for (;;) {
+      this.askingHooks.add(hook);
+      try {
+        const reply = await hook.request(req);
+        this.askingHooks.delete(hook);
+        return { hook, reply };
+      } catch (e) {
+        this.askingHooks.delete(hook);
+        hook.kill();
+        if (!reused || !(e instanceof HookError) || !e.gone || this.stopping) throw e;
+      }
+      ({ hook, reused } = this.takeHook(true));
+    }
   }
 
   private wakePostponed(): void {
@@ -596,6 +616,9 @@ export class Scheduler {
         if (this.stopping) {
           this.releaseLocks(g);
           g.state = 'failed';
+        } else if (res.launcherDied) {
+          this.releaseLocks(g);
+          this.fail(g, { kind: 'system', status: res.status, message: `build of '${g.drvPath}' was lost: ${res.description}` }, log.file);
         } else if (res.timedOut) {
           this.releaseLocks(g);
           this.fail(g, { kind: 'timeout', status: res.status, message: `build of '${g.drvPath}' ${res.timedOut}` }, log.file);
@@ -699,7 +722,8 @@ export class Scheduler {
     const line = failure.kind === 'hook' ? hookFailedLine : buildFailedLine;
     this.trace(line(g.drvPath, g.mainOut, failure.status, failure.message));
     let msg = `drover-build: error: ${failure.message}`;
-    if (logFile) {
+    // A log file exists once the builder wrote something (build-log.ts): a silent one has none.
+    if (logFile && fs.existsSync(logFile)) {
       const tail = tailLines(logFile, 25);
       if (tail.length > 0) msg += `;\n       last ${tail.length} log lines:\n${tail.map((l) => `       > ${l}`).join('\n')}`;
       msg += `\n       full log: ${logFile}`;
@@ -712,14 +736,14 @@ export class Scheduler {
         this.opts.stderr(`drover-build: warning: cannot record the failure: ${(e as Error).message}\n`);
       }
     }
-    if (!this.opts.keepGoing) {
-      this.stop();
-      return;
-    }
     this.blockDependents(g);
+    if (!this.opts.keepGoing) this.stop();
   }
 
-  /** With -k: everything that needs `g` fails with it; independent branches go on. */
+  /**
+   * Everything that needs `g` fails with it, each with a build-failed line of its own (so a
+   * reader of the trace knows it will never run); with -k independent branches go on.
+   */
   private blockDependents(g: Goal): void {
     const stack = [...g.dependents];
     while (stack.length > 0) {
@@ -727,7 +751,9 @@ export class Scheduler {
       if (d.state !== 'waiting') continue;
       d.state = 'failed';
       d.failedInput = g;
-      if (d.topLevel) this.opts.stderr(`drover-build: error: cannot build '${d.drvPath}': its input '${g.drvPath}' failed\n`);
+      const message = `cannot build '${d.drvPath}': its input '${g.drvPath}' failed`;
+      this.trace(buildFailedLine(d.drvPath, d.mainOut, 0, message));
+      if (d.topLevel) this.opts.stderr(`drover-build: error: ${message}\n`);
       stack.push(...d.dependents);
     }
   }

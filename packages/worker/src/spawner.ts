@@ -26,6 +26,8 @@ export function shellQuote(s: string): string {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+const LAUNCHER_DIED: ExitInfo = { status: 1, description: "drover-build's builder launcher (/bin/sh) was killed", launcherDied: true };
+
 export function findTool(name: string): string | undefined {
   for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
     try {
@@ -116,7 +118,9 @@ export class Spawner {
     this.dead = true;
     for (const [id, j] of this.jobs) {
       this.jobs.delete(id);
-      j.resolve({ status: 1, description: 'the builder launcher (/bin/sh) died' });
+      // Builders run in sessions of their own: the shell's death does not end them.
+      if (j.pid !== undefined) this.killPid(j.pid);
+      j.resolve(LAUNCHER_DIED);
     }
   }
 
@@ -136,10 +140,12 @@ export class Spawner {
     for (const [k, v] of Object.entries(r.env)) exports += ` ${k}=${shellQuote(v)}`;
     const argv = [this.setsid, r.cmd, ...r.args].map(shellQuote).join(' ');
     // The waiter's TERM trap is reset in the builder's subshell, so only the waiter runs it.
+    // The waiter's own stderr carries only the shell's notices ("Killed" when a timeout
+    // kills the builder), which are not for the user: the builder's output goes to its log.
     return (
       `{ trap 'kill -KILL -$p 2>/dev/null; exit 1' TERM; ` +
       `( cd ${shellQuote(r.cwd)} || exit 127; unset OLDPWD; export${exports}; exec ${argv} ) </dev/null >${shellQuote(r.logFile)} 2>&1 & ` +
-      `p=$!; echo "S ${id} $p"; wait $p; echo "E ${id} $?"; } &\n`
+      `p=$!; echo "S ${id} $p"; wait $p; echo "E ${id} $?"; } 2>/dev/null &\n`
     );
   }
 
@@ -149,7 +155,7 @@ export class Spawner {
     const exit = new Promise<ExitInfo>((res) => (resolve = res));
     const job: JobState = { pid: undefined, killed: false, resolve };
     if (this.dead) {
-      resolve({ status: 1, description: 'the builder launcher (/bin/sh) died' });
+      resolve(LAUNCHER_DIED);
     } else {
       this.jobs.set(id, job);
       this.sh.stdin!.write(this.jobScript(id, r));

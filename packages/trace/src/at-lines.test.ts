@@ -83,3 +83,16 @@ test('plain-text plans queue derivations; never-started ones fail at the end', (
   assert.deepEqual(finalStates(events), { a: 'builder', b: 'ok', c: 'dependency' });
   assert.equal(events.filter((e) => e.type === 'build-queued').length, 3);
 });
+
+test("drover-build's own failures: an unsupported platform, and a derivation whose input failed", () => {
+  const { events } = parseTrace([
+    `@ build-failed ${d('arm')} ${o('arm')} 0 cannot build '${d('arm')}': it needs a 'aarch64-darwin' machine, but this is a 'x86_64-linux' machine with features {benchmark, big-parallel} and there is no build hook`,
+    `@ build-failed ${d('kvm')} ${o('kvm')} 0 cannot build '${d('kvm')}': it needs the system features {kvm}, but this is a 'x86_64-linux' machine with features {} and no build hook takes it`,
+    `@ build-started ${d('lib')} ${o('lib')} x86_64-linux /l`,
+    `@ build-failed ${d('lib')} ${o('lib')} 100 builder for '${d('lib')}' failed with exit code 2`,
+    `@ build-failed ${d('app')} ${o('app')} 0 cannot build '${d('app')}': its input '${d('lib')}' failed`,
+  ].join('\n') + '\n');
+  assert.deepEqual(finalStates(events), { arm: 'unsupported', kvm: 'unsupported', lib: 'builder', app: 'dependency' });
+  const app = events.find((e) => e.type === 'build-failed' && e.drv === d('app'));
+  assert.ok(app?.type === 'build-failed' && app.status === 0 && app.message === `cannot build '${d('app')}': its input '${d('lib')}' failed`);
+});

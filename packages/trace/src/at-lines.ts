@@ -19,6 +19,10 @@ const opt = (s: string | undefined): string | null => (s === undefined || s === 
 
 /** The cause a failure message implies, for dialects whose STATUS field does not say. */
 export function causeOfMessage(message: string, fallback: FailureCause): FailureCause {
+  // drover-build's own words for what it would not build (packages/worker, scheduler.ts); anchored,
+  // so that nothing in the names they quote can make them look like another cause.
+  if (/^cannot build '[^']*': it needs .*, but this is a '/.test(message)) return 'unsupported';
+  if (/^cannot build '[^']*': its input '[^']*' failed$/.test(message)) return 'dependency';
   if (/^timeout$|timed out/.test(message)) return 'timeout';
   if (/^cached$|cached failure/.test(message)) return 'cached';
   if (/hash mismatch/.test(message)) return 'hash-mismatch';

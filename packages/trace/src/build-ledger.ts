@@ -7,8 +7,8 @@ interface Running { start: number; source: Source; pid: number | null; activity?
 export class BuildLedger {
   private readonly running = new Map<string, Running>();
   private readonly queued = new Map<string, Source>();
-  /** Final state of every derivation that finished, for the exit status and for de-duplication. */
-  private readonly final = new Map<string, 'succeeded' | 'failed'>();
+  /** Final state of every derivation that finished (its failure, when it failed), for the exit status and de-duplication. */
+  private readonly final = new Map<string, 'succeeded' | BuildFailed>();
   private readonly pids = new Map<number, string>();
   private failures = 0;
   /** A build started after a failure: the builder keeps going, so what never ran waited on a failure. */
@@ -19,7 +19,7 @@ export class BuildLedger {
 
   get failedCount(): number {
     let n = 0;
-    for (const v of this.final.values()) if (v === 'failed') n++;
+    for (const v of this.final.values()) if (v !== 'succeeded') n++;
     return n;
   }
 
@@ -29,6 +29,12 @@ export class BuildLedger {
 
   isFinished(drv: string): boolean {
     return this.final.has(drv);
+  }
+
+  /** The failure that is the derivation's final state, if it failed. */
+  failureOf(drv: string): BuildFailed | null {
+    const v = this.final.get(drv);
+    return v === undefined || v === 'succeeded' ? null : v;
   }
 
   drvOfPid(pid: number): string | null {
@@ -75,15 +81,22 @@ export class BuildLedger {
     this.emit({ type: 'build-succeeded', time, source, ...(activity ? { activity } : {}), drv, out, duration });
   }
 
-  /** Returns false when the derivation had already failed (Nix repeats some errors at the end). */
+  /**
+   * Returns false when the derivation had already failed (Nix repeats some errors at the end), unless
+   * that failure was `interrupted`: a build that stopped without an error only looks interrupted, and
+   * an error naming it afterwards tells the real cause (Nix 2.8 without --keep-going stops a build
+   * that timed out before it says so). The new verdict follows as a second build-failed.
+   */
   failed(source: Source, drv: string, status: number | null, message: string | null, cause: FailureCause, time: number, activity?: string): boolean {
-    if (this.final.get(drv) === 'failed' && !this.running.has(drv)) return false;
-    const duration = this.duration(drv, time);
+    const before = this.running.has(drv) ? null : this.failureOf(drv);
+    if (before !== null && (before.cause !== 'interrupted' || cause === 'interrupted')) return false;
+    // The build ended when it stopped, not when Nix got round to saying why.
+    const duration = before !== null ? before.duration : this.duration(drv, time);
     this.close(drv);
     this.sawBuild = true;
-    this.final.set(drv, 'failed');
-    this.failures++;
+    if (before === null) this.failures++;
     const ev: BuildFailed = { type: 'build-failed', time, source, ...(activity ? { activity } : {}), drv, status, message, duration, cause };
+    this.final.set(drv, ev);
     this.emit(ev);
     return true;
   }

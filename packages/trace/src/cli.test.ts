@@ -204,3 +204,52 @@ test('Ctrl-C stops the reading but still shows what was seen, then exits 130', a
   assert.match(r.stdout, /FAILED {2}a-1 after [\d.]+s: interrupted/);
   assert.match(r.stdout, /FAILED: 0 built, 1 failed in/);
 });
+
+test('-h is --help, and the usage names every option', async () => {
+  const short = await runBin(['-h']);
+  const long = await runBin(['--help']);
+  assert.equal(short.status, 0, short.stderr);
+  assert.equal(short.stdout, long.stdout);
+  assert.match(short.stdout.split('\n')[0]!, /^drover-trace \[--format tty\|plain\|json\|summary\] \[--history FILE\] \[--logs\] \[FILE\.\.\.\|-\]$/);
+  for (const option of ['--format', '--history', '--logs', '--help']) assert.ok(short.stdout.includes(option), option);
+});
+
+/** Runs drover-trace on a file and closes its stdout after the first piece of output (`| head -1`). */
+function readOnlyTheStart(args: string[]): Promise<{ status: number | null; stderr: string; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args]);
+    let out = '';
+    let stderr = '';
+    child.stdout.once('data', (x: Buffer) => {
+      out = x.toString();
+      child.stdout.destroy();
+    });
+    child.stderr.on('data', (x: Buffer) => (stderr += x.toString()));
+    child.on('close', (status) => resolve({ status, stderr, out }));
+  });
+}
+
+test('a reader that goes away mid-input: no warnings about the unread rest, no made-up failures', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-trace-head-'));
+  try {
+    // A build that is still running, then far more finished builds than one read and a pipe hold;
+    // the reads cut @nix lines in the middle.
+    const build = (id: number, n: string): string =>
+      `@nix {"action":"start","fields":["${d(n)}","",1,1],"id":${id},"level":3,"parent":0,"text":"building '${d(n)}'","type":105}\n`;
+    const many = Array.from({ length: 40000 }, (_, i) => build(i + 10, `p${i}`) + `@nix {"action":"stop","id":${i + 10}}\n`).join('');
+    const quiet = join(dir, 'running.trace');
+    writeFileSync(quiet, build(1, 'long-running') + many);
+    const r = await readOnlyTheStart(['--format', 'plain', quiet]);
+    assert.match(r.out, /^\[ *[\d.]+s\] start {3}long-running\n/);
+    assert.equal(r.stderr, '');
+    assert.equal(r.status, 0);
+    // A failure the trace did report before the reader went away still counts.
+    const failing = join(dir, 'failing.trace');
+    writeFileSync(failing, `@ build-started ${d('x')} ${o('x')} s /l\n@ build-failed ${d('x')} ${o('x')} 1 boom\n` + many);
+    const f = await readOnlyTheStart(['--format', 'plain', failing]);
+    assert.equal(f.stderr, '');
+    assert.equal(f.status, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,13 +8,15 @@ async function main(): Promise<number> {
   let usageError: string | null = null;
   const argv = await yargs(hideBin(process.argv))
     .scriptName('drover-trace')
-    .usage('$0 [--format tty|plain|json|summary] [--history FILE] [FILE...|-]\n\nReads build traces of drover, Nix (0.16, 1.x, internal-json) and Guix; shows what is happening and what happened.')
+    .usage('$0 [--format tty|plain|json|summary] [--history FILE] [--logs] [FILE...|-]\n\nReads build traces of drover, Nix (0.16, 1.x, internal-json) and Guix; shows what is happening and what happened.')
     .option('format', { alias: 'f', choices: FORMATS, describe: 'output: tty (default on a terminal), plain (default otherwise), json, summary' })
     .option('history', { type: 'string', describe: 'SQLite file of earlier build durations, for ETAs; this run is added to it' })
     .option('logs', { type: 'boolean', default: false, describe: 'plain: also print every build log line, prefixed with its derivation name' })
     .strictOptions()
     .help()
+    .alias('help', 'h')
     .version(false)
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       usageError = (err?.message ?? msg).replace(/\s*\n\s*/g, ' ');
     })

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BuildLog, TraceEvent } from './events.js';
 import { parseTrace } from './index.js';
-import { finalStates, fixture, name } from './testing.js';
+import { finalStates, fixture, name, runBin } from './testing.js';
 
 const logOf = (events: TraceEvent[], drvName: string): string =>
   events.filter((e): e is BuildLog => e.type === 'build-log' && e.drv !== null && name(e.drv) === drvName).map((e) => e.text).join('');
@@ -136,4 +136,110 @@ test('plain Nix 2.8 output is no trace: it passes through whole, its plan only q
 
 test('Nix 2.8 has no --print-build-trace any more; the fixture records what it says', () => {
   assert.match(fixture('nix-2.8-print-build-trace.trace').toString(), /unrecognised flag '--print-build-trace'/);
+});
+
+// Real Nix 2.8 output (nix-build --log-format internal-json with --max-silent-time or --timeout, in a
+// throw-away store), trimmed to the lines that matter, store paths as Nix printed them. Nix 2.8 names
+// a timed-out derivation as 'DRV!out' "from .drv file".
+const NIX_28_TIMEOUTS_KEEP_GOING = String.raw`
+@nix {"action":"msg","level":3,"msg":"these 6 derivations will be built:"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/r8lpskxbqjyp3hrzsqd5iy5ipl6ym5sn-a-1.drv"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/ywfhyr29dnw00dm1wliwyhk9jfizsfn0-fails-1.drv"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/g9yk8wrfxvh3m4apl547yhsc2pqkcckb-dep-1.drv"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/napdgjv65n0jlbb6vg6a72jw0inzn4aw-slow-1.drv"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/gic64iv5maxp35d6wv325w3qsm2wgv1h-top-1.drv"}
+@nix {"action":"start","id":34553011896322,"level":0,"text":"","type":104}
+@nix {"action":"result","fields":[0,1,0,0],"id":34553011896322,"type":105}
+@nix {"action":"result","fields":[0,5,0,0],"id":34553011896322,"type":105}
+@nix {"action":"start","fields":["/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv","",1,1],"id":34553011896325,"level":3,"text":"building '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv'","type":105}
+@nix {"action":"result","fields":[0,5,1,0],"id":34553011896322,"type":105}
+@nix {"action":"start","fields":["/tmp/review-trace/nix/root/store/napdgjv65n0jlbb6vg6a72jw0inzn4aw-slow-1.drv","",1,1],"id":34553011896326,"level":3,"text":"building '/tmp/review-trace/nix/root/store/napdgjv65n0jlbb6vg6a72jw0inzn4aw-slow-1.drv'","type":105}
+@nix {"action":"result","fields":[0,5,2,0],"id":34553011896322,"type":105}
+@nix {"action":"result","fields":[0,6,2,0],"id":34553011896322,"type":105}
+@nix {"action":"start","fields":["/tmp/review-trace/nix/root/store/r8lpskxbqjyp3hrzsqd5iy5ipl6ym5sn-a-1.drv","",1,1],"id":34553011896327,"level":3,"text":"building '/tmp/review-trace/nix/root/store/r8lpskxbqjyp3hrzsqd5iy5ipl6ym5sn-a-1.drv'","type":105}
+@nix {"action":"result","fields":[0,6,3,0],"id":34553011896322,"type":105}
+@nix {"action":"result","fields":["hanging"],"id":34553011896325,"type":101}
+@nix {"action":"result","fields":["buildPhase"],"id":34553011896327,"type":104}
+@nix {"action":"result","fields":["plain a"],"id":34553011896327,"type":101}
+@nix {"action":"result","fields":[1,6,2,0],"id":34553011896322,"type":105}
+@nix {"action":"stop","id":34553011896327}
+@nix {"action":"start","fields":["/tmp/review-trace/nix/root/store/ywfhyr29dnw00dm1wliwyhk9jfizsfn0-fails-1.drv","",1,1],"id":34553011896328,"level":3,"text":"building '/tmp/review-trace/nix/root/store/ywfhyr29dnw00dm1wliwyhk9jfizsfn0-fails-1.drv'","type":105}
+@nix {"action":"result","fields":[1,6,3,0],"id":34553011896322,"type":105}
+@nix {"action":"result","fields":["about to fail"],"id":34553011896328,"type":101}
+@nix {"action":"result","fields":[1,5,2,1],"id":34553011896322,"type":105}
+@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"\u001b[31;1merror:\u001b[0m builder for '\u001b[35;1m/tmp/review-trace/nix/root/store/ywfhyr29dnw00dm1wliwyhk9jfizsfn0-fails-1.drv\u001b[0m' failed with exit code 7","raw_msg":"builder for '\u001b[35;1m/tmp/review-trace/nix/root/store/ywfhyr29dnw00dm1wliwyhk9jfizsfn0-fails-1.drv\u001b[0m' failed with exit code 7"}
+@nix {"action":"stop","id":34553011896328}
+@nix {"action":"result","fields":[1,4,2,1],"id":34553011896322,"type":105}
+@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"\u001b[31;1merror:\u001b[0m \u001b[35;1m1\u001b[0m dependencies of derivation '\u001b[35;1m/tmp/review-trace/nix/root/store/g9yk8wrfxvh3m4apl547yhsc2pqkcckb-dep-1.drv\u001b[0m' failed to build","raw_msg":"\u001b[35;1m1\u001b[0m dependencies of derivation '\u001b[35;1m/tmp/review-trace/nix/root/store/g9yk8wrfxvh3m4apl547yhsc2pqkcckb-dep-1.drv\u001b[0m' failed to build"}
+@nix {"action":"result","fields":[1,3,1,2],"id":34553011896322,"type":105}
+@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"\u001b[31;1merror:\u001b[0m \u001b[35;1mbuilding of '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv!out' from .drv file\u001b[0m timed out after \u001b[35;1m2\u001b[0m seconds of silence","raw_msg":"\u001b[35;1mbuilding of '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv!out' from .drv file\u001b[0m timed out after \u001b[35;1m2\u001b[0m seconds of silence"}
+@nix {"action":"stop","id":34553011896325}
+@nix {"action":"result","fields":[1,2,0,3],"id":34553011896322,"type":105}
+@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"\u001b[31;1merror:\u001b[0m \u001b[35;1mbuilding of '/tmp/review-trace/nix/root/store/napdgjv65n0jlbb6vg6a72jw0inzn4aw-slow-1.drv!out' from .drv file\u001b[0m timed out after \u001b[35;1m2\u001b[0m seconds of silence","raw_msg":"\u001b[35;1mbuilding of '/tmp/review-trace/nix/root/store/napdgjv65n0jlbb6vg6a72jw0inzn4aw-slow-1.drv!out' from .drv file\u001b[0m timed out after \u001b[35;1m2\u001b[0m seconds of silence"}
+@nix {"action":"stop","id":34553011896326}
+@nix {"action":"result","fields":[1,1,0,3],"id":34553011896322,"type":105}
+@nix {"action":"stop","id":34553011896322}
+@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"\u001b[31;1merror:\u001b[0m \u001b[35;1m3\u001b[0m dependencies of derivation '\u001b[35;1m/tmp/review-trace/nix/root/store/gic64iv5maxp35d6wv325w3qsm2wgv1h-top-1.drv\u001b[0m' failed to build","raw_msg":"\u001b[35;1m3\u001b[0m dependencies of derivation '\u001b[35;1m/tmp/review-trace/nix/root/store/gic64iv5maxp35d6wv325w3qsm2wgv1h-top-1.drv\u001b[0m' failed to build"}
+`.slice(1);
+
+// Without --keep-going Nix 2.8 stops the timed-out build first and says why only afterwards.
+const NIX_28_TIMEOUT = String.raw`
+@nix {"action":"msg","level":3,"msg":"this derivation will be built:"}
+@nix {"action":"msg","level":3,"msg":"  /tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv"}
+@nix {"action":"start","id":24073291694082,"level":0,"text":"","type":104}
+@nix {"action":"result","fields":[0,1,0,0],"id":24073291694082,"type":105}
+@nix {"action":"start","fields":["/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv","",1,1],"id":24073291694085,"level":3,"text":"building '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv'","type":105}
+@nix {"action":"result","fields":[0,1,1,0],"id":24073291694082,"type":105}
+@nix {"action":"result","fields":["hanging"],"id":24073291694085,"type":101}
+@nix {"action":"result","fields":[0,0,0,1],"id":24073291694082,"type":105}
+@nix {"action":"stop","id":24073291694085}
+@nix {"action":"stop","id":24073291694082}
+@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"\u001b[31;1merror:\u001b[0m \u001b[35;1mbuilding of '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv!out' from .drv file\u001b[0m timed out after \u001b[35;1m1\u001b[0m seconds","raw_msg":"\u001b[35;1mbuilding of '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv!out' from .drv file\u001b[0m timed out after \u001b[35;1m1\u001b[0m seconds"}
+`.slice(1);
+
+test("real Nix 2.8 timeouts with --keep-going: cause timeout, with Nix's message", () => {
+  const { events, warnings } = parseTrace(NIX_28_TIMEOUTS_KEEP_GOING);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(finalStates(events), { 'a-1': 'ok', 'fails-1': 'builder', 'dep-1': 'dependency', 'hangs-1': 'timeout', 'slow-1': 'timeout', 'top-1': 'dependency' });
+  const hangs = events.filter((e) => e.type === 'build-failed' && name(e.drv) === 'hangs-1');
+  assert.equal(hangs.length, 1);
+  assert.ok(hangs[0]!.type === 'build-failed');
+  assert.match(hangs[0]!.message!, /^building of '\/tmp\/review-trace\/nix\/root\/store\/bkzf\w+-hangs-1\.drv!out' from \.drv file timed out after 2 seconds of silence$/);
+  // The error became the failure: it is not shown again as a message of its own.
+  assert.ok(!events.some((e) => e.type === 'message' && /timed out/.test(e.text)));
+});
+
+test('real Nix 2.8 without --keep-going: a timeout reported after the stop is a timeout, not interrupted', () => {
+  const { events, warnings } = parseTrace(NIX_28_TIMEOUT);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(finalStates(events), { 'hangs-1': 'timeout' });
+  const last = events.filter((e) => e.type === 'build-failed').at(-1);
+  assert.ok(last?.type === 'build-failed');
+  assert.equal(last.message, "building of '/tmp/review-trace/nix/root/store/bkzf18bary08cmc04y6aa91rpgwix2hg-hangs-1.drv!out' from .drv file timed out after 1 seconds");
+});
+
+test('real Nix 2.8 without --keep-going: plain output and exit status say timed out', async () => {
+  const r = await runBin(['--format', 'plain'], NIX_28_TIMEOUT);
+  assert.equal(r.status, 1);
+  // Stopped, it looked interrupted; Nix's error then says why, and that is its last word.
+  assert.match(r.stdout, /FAILED {2}hangs-1 after [\d.]+s: building of '.*hangs-1\.drv!out' from \.drv file timed out after 1 seconds \[1\/1, 1 failed\]\n\[ *[\d.]+s\] FAILED: 0 built, 1 failed in/);
+  assert.equal(r.stdout.split('| hanging').length - 1, 1, 'the log tail is shown once');
+  assert.doesNotMatch(r.stdout, /\] error:/);
+});
+
+test('build-log events of Nix carry their activity id, in events and in JSON output', async () => {
+  const { events } = parseTrace(NIX_28_TIMEOUTS_KEEP_GOING);
+  const logs = events.filter((e): e is BuildLog => e.type === 'build-log');
+  assert.deepEqual(logs.map((e) => [name(e.drv!), e.activity, e.text]), [
+    ['hangs-1', '34553011896325', 'hanging\n'],
+    ['a-1', '34553011896327', 'plain a\n'],
+    ['fails-1', '34553011896328', 'about to fail\n'],
+  ]);
+  // --format json writes log lines through its byte fast path: the same objects, the same keys.
+  const r = await runBin(['--format', 'json'], NIX_28_TIMEOUTS_KEEP_GOING);
+  const lines = r.stdout.trimEnd().split('\n').filter((l) => l.startsWith('{"type":"build-log"'));
+  const timeless = ({ time: _, ...rest }: BuildLog): Omit<BuildLog, 'time'> => rest;
+  assert.deepEqual(lines.map((l) => timeless(JSON.parse(l) as BuildLog)), logs.map(timeless));
+  assert.deepEqual(Object.keys(JSON.parse(lines[0]!) as object), ['type', 'time', 'source', 'activity', 'drv', 'pid', 'text']);
 });

@@ -61,6 +61,13 @@ function exactId(text: string, key: string, parsed: unknown): string | null {
 }
 
 const DRV_IN_QUOTES = /'([^']+\.drv)'/;
+/**
+ * A quoted derivation in an error, as Nix 2.8 names it in some: a derived path (`'/…-x.drv!out'`,
+ * `'/…-x.drv!*'`), followed by `from .drv file`; older Nix has the bare `'/…-x.drv'`.
+ */
+const QUOTED_DRV = String.raw`'([^'!]+\.drv)(?:![^']*)?'(?: from \.drv file)?`;
+const TIMED_OUT = new RegExp(`^(?:building of )?${QUOTED_DRV} timed out after`);
+const REMOTE_FAILED = new RegExp(`^build of ${QUOTED_DRV} on '[^']*' failed`);
 
 export class NixJson {
   private readonly activities = new Map<string, Activity>();
@@ -73,9 +80,10 @@ export class NixJson {
   private viewOf: Buffer | null = null;
   private viewBase = 0;
   private view: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
-  /** The activity of the last fast-path log line, and its id's digits. */
+  /** The activity of the last fast-path log line, and its id's digits, as bytes and as text. */
   private lastLogAct: Activity | undefined = undefined;
   private lastLogId: Buffer = Buffer.alloc(0);
+  private lastLogIdText = '';
 
   constructor(private readonly ledger: BuildLedger, private readonly emit: (ev: TraceEvent) => void) {}
 
@@ -112,13 +120,15 @@ export class NixJson {
     let same = act !== undefined && idEnd - idStart === last.length;
     for (let k = 0; same && k < last.length; k++) if (buf[idStart + k] !== last[k]) same = false;
     if (!same) {
-      act = this.activities.get(buf.toString('latin1', idStart, idEnd));
+      this.lastLogIdText = buf.toString('latin1', idStart, idEnd);
+      act = this.activities.get(this.lastLogIdText);
       this.lastLogAct = act;
       this.lastLogId = Buffer.from(buf.subarray(idStart, idEnd));
     }
     const drv = act ? this.logDrvOf(act) : null;
-    if (sink.rawLog) sink.rawLog(SOURCE, drv, null, buf, textStart, textEnd, time, true);
-    else this.emit({ type: 'build-log', time, source: SOURCE, drv, pid: null, text: buf.toString('utf8', textStart, textEnd) + '\n' });
+    const activity = this.lastLogIdText;
+    if (sink.rawLog) sink.rawLog(SOURCE, activity, drv, null, buf, textStart, textEnd, time, true);
+    else this.emit({ type: 'build-log', time, source: SOURCE, activity, drv, pid: null, text: buf.toString('utf8', textStart, textEnd) + '\n' });
     return true;
   }
 
@@ -264,7 +274,7 @@ export class NixJson {
       case 101:
       case 107: {
         if (typeof fields[0] !== 'string') return { ok: false, why: '@nix log line without text' };
-        this.emit({ type: 'build-log', time, source: SOURCE, drv: act ? this.logDrvOf(act) : null, pid: null, text: fields[0] + '\n' });
+        this.emit({ type: 'build-log', time, source: SOURCE, activity: id, drv: act ? this.logDrvOf(act) : null, pid: null, text: fields[0] + '\n' });
         return OK;
       }
       case 104: {
@@ -356,17 +366,18 @@ export class NixJson {
     } else if ((m = /^\d+ dependencies of derivation '([^']+)' failed to build/.exec(body)) ||
                (m = /^cannot build derivation '([^']+)': \d+ dependencies couldn't be built/.exec(body))) {
       [drv, cause] = [m[1]!, 'dependency'];
-    } else if ((m = /^(?:building of )?'([^']+\.drv)' timed out after/.exec(body)) || (m = /^(\S+\.drv) timed out after/.exec(body))) {
+    } else if ((m = TIMED_OUT.exec(body)) || (m = /^(\S+\.drv) timed out after/.exec(body))) {
       [drv, cause] = [m[1]!, 'timeout'];
     } else if ((m = /is required to build '([^']+)', but I am a/.exec(body))) {
       [drv, cause] = [m[1]!, 'unsupported'];
-    } else if ((m = /^build of '([^']+\.drv)' on '[^']*' failed/.exec(body))) {
+    } else if ((m = REMOTE_FAILED.exec(body))) {
       [drv, cause] = [m[1]!, 'builder'];
     }
     if (drv === null || cause === null) return false;
     for (const act of this.activities.values()) if (act.type === ACT_BUILD && act.drv === drv) act.failed = true;
-    this.ledger.failed(SOURCE, drv, status, body, cause, time);
-    return true;
+    if (this.ledger.failed(SOURCE, drv, status, body, cause, time)) return true;
+    // Already failed: a repeat of what its failure says is dropped, anything else is still shown.
+    return this.ledger.failureOf(drv)?.message === body;
   }
 }
 

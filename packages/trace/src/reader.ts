@@ -231,7 +231,7 @@ export class TraceReader {
     // A whole chunk of valid UTF-8 goes to a sink that takes bytes as it is.
     if (n === this.chunkTotal && this.sink.rawLog && this.guixText.clean(this.chunkPid) && isUtf8(buf.subarray(pos, pos + n))) {
       this.countLines(buf, pos, pos + n);
-      this.sink.rawLog('guix', this.ledger.drvOfPid(this.chunkPid), this.chunkPid, buf, pos, pos + n, this.now, false);
+      this.sink.rawLog('guix', null, this.ledger.drvOfPid(this.chunkPid), this.chunkPid, buf, pos, pos + n, this.now, false);
       this.chunkLeft = 0;
       return pos + n;
     }
@@ -295,6 +295,20 @@ export class TraceReader {
       if (rest !== '') this.emit({ type: 'build-log', time: this.now, source: 'guix', drv: this.ledger.drvOfPid(pid), pid, text: rest });
     }
     this.ledger.finish(this.now);
+    this.countWarnings();
+  }
+
+  /**
+   * The rest of the input will not be read (whoever reads the output went away): what was cut off
+   * is no line, no chunk and no end of a build, so nothing is concluded from it.
+   */
+  abandon(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.countWarnings();
+  }
+
+  private countWarnings(): void {
     if (this.warnings > this.maxWarnings) this.warnFn(`${this.warnings - this.maxWarnings} more malformed lines not shown (${this.warnings} in all)`);
   }
 }

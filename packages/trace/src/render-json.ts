@@ -9,6 +9,7 @@ export function eventJson(ev: TraceEvent): string {
 }
 
 export class JsonRenderer implements TraceSink {
+  private prefixActivity: string | null = null;
   private prefixDrv: string | null | undefined = undefined;
   private prefixPid: number | null = null;
   private prefixTime = -1;
@@ -28,13 +29,15 @@ export class JsonRenderer implements TraceSink {
   // The bytes of a log go out as they came, escaped at the byte level where needed; only the head
   // of the object is made, once per derivation and time stamp. The result is byte-identical to
   // event() on the same event.
-  rawLog(source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean): void {
-    if (drv !== this.prefixDrv || pid !== this.prefixPid || time !== this.prefixTime || source !== this.prefixSource) {
+  rawLog(source: Source, activity: string | null, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean): void {
+    if (drv !== this.prefixDrv || pid !== this.prefixPid || time !== this.prefixTime || source !== this.prefixSource || activity !== this.prefixActivity) {
+      this.prefixActivity = activity;
       this.prefixDrv = drv;
       this.prefixPid = pid;
       this.prefixTime = time;
       this.prefixSource = source;
-      this.prefix = Buffer.from(`{"type":"build-log","time":${JSON.stringify(time)},"source":${JSON.stringify(source)},"drv":${JSON.stringify(drv)},"pid":${JSON.stringify(pid)},"text":"`);
+      const act = activity !== null ? `"activity":${JSON.stringify(activity)},` : '';
+      this.prefix = Buffer.from(`{"type":"build-log","time":${JSON.stringify(time)},"source":${JSON.stringify(source)},${act}"drv":${JSON.stringify(drv)},"pid":${JSON.stringify(pid)},"text":"`);
     }
     this.out.bytes(this.prefix, 0, this.prefix.length);
     if (line) {

@@ -4,7 +4,7 @@ import { drvName, formatBytes, formatDuration } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
 import type { Tracker } from './tracker.js';
-import { failureText, hostText, logTail, usuallyText } from './wording.js';
+import { failureText, hostText, logTail, messageText, usuallyText } from './wording.js';
 
 export interface PlainOptions {
   /** Also print every build log line, prefixed with the derivation's name. */
@@ -13,9 +13,14 @@ export interface PlainOptions {
   tailLines?: number;
 }
 
+/** A log "line" longer than this without a newline is printed in pieces, so that memory stays bounded. */
+const MAX_PARTIAL = 1024 * 1024;
+
 export class PlainRenderer implements TraceSink {
   private queuedPending = 0;
   private queuedTime = 0;
+  /** With --logs, per build: the start of a log line whose newline has not come yet (Guix chunks cut lines anywhere). */
+  private readonly partial = new Map<string, string>();
 
   constructor(private readonly out: Output, private readonly tracker: Tracker, private readonly options: PlainOptions = {}) {
     // Printing every log line needs every line decoded: take ordinary build-log events then.
@@ -38,7 +43,41 @@ export class PlainRenderer implements TraceSink {
     return `[${c.succeeded + c.failed}/${total}${c.failed ? `, ${c.failed} failed` : ''}]`;
   }
 
+  /** Prints the whole lines of a piece of a build's log; the rest waits for its newline. */
+  private logLines(drv: string, text: string): void {
+    const name = drvName(drv);
+    let from = 0;
+    let nl = text.indexOf('\n');
+    if (nl >= 0) {
+      const head = this.partial.get(drv);
+      if (head !== undefined) {
+        this.out.write(`${name}> ${head}${text.slice(0, nl)}\n`);
+        this.partial.delete(drv);
+        from = nl + 1;
+        nl = text.indexOf('\n', from);
+      }
+      for (; nl >= 0; from = nl + 1, nl = text.indexOf('\n', from)) this.out.write(`${name}> ${text.slice(from, nl)}\n`);
+    }
+    if (from === text.length) return;
+    const rest = (this.partial.get(drv) ?? '') + text.slice(from);
+    if (rest.length < MAX_PARTIAL) this.partial.set(drv, rest);
+    else {
+      this.out.write(`${name}> ${rest}\n`);
+      this.partial.delete(drv);
+    }
+  }
+
+  /** The end of a build's log (or of the input) ends its last line. */
+  private endLog(drv: string): void {
+    const rest = this.partial.get(drv);
+    if (rest === undefined) return;
+    this.out.write(`${drvName(drv)}> ${rest}\n`);
+    this.partial.delete(drv);
+  }
+
   event(ev: TraceEvent): void {
+    // A failure of a build that had failed already revises its verdict (see BuildLedger.failed).
+    const revised = ev.type === 'build-failed' && this.tracker.builds.get(ev.drv)?.state === 'failed';
     this.tracker.event(ev);
     if (ev.type === 'build-queued') {
       if (this.queuedPending === 0) this.queuedTime = ev.time;
@@ -47,12 +86,10 @@ export class PlainRenderer implements TraceSink {
     }
     if (ev.type === 'progress' || ev.type === 'download-progress') return;
     if (ev.type === 'build-log') {
-      if (this.options.logs && ev.drv) {
-        const name = drvName(ev.drv);
-        for (const line of ev.text.split('\n').slice(0, ev.text.endsWith('\n') ? -1 : undefined)) this.out.write(`${name}> ${line}\n`);
-      }
+      if (this.options.logs && ev.drv) this.logLines(ev.drv, ev.text);
       return;
     }
+    if (ev.type === 'build-succeeded' || ev.type === 'build-failed') this.endLog(ev.drv);
     this.flushQueued();
     const t = ev.time;
     switch (ev.type) {
@@ -80,7 +117,8 @@ export class PlainRenderer implements TraceSink {
         const b = this.tracker.builds.get(ev.drv)!;
         const d = ev.duration !== null ? ` after ${formatDuration(ev.duration)}` : '';
         this.say(t, `FAILED  ${b.name}${d}: ${failureText(b)} ${this.progress()}`);
-        if (ev.cause !== 'dependency' && ev.cause !== 'cancelled') {
+        // Its log was shown with the verdict it revises.
+        if (ev.cause !== 'dependency' && ev.cause !== 'cancelled' && !revised) {
           const tail = logTail(b, this.options.tailLines ?? 10);
           if (!this.options.logs) for (const line of tail.lines) this.out.write(`          | ${line}\n`);
           if (tail.from) this.out.write(`          (log: ${tail.from})\n`);
@@ -109,7 +147,7 @@ export class PlainRenderer implements TraceSink {
         this.say(t, `hash mismatch for ${ev.path}: ${ev.algo ?? 'hash'} expected ${ev.expected ?? '?'}, got ${ev.actual ?? '?'}`);
         return;
       case 'message':
-        if (ev.level === 'error' || ev.level === 'warn') this.say(t, `${ev.level === 'warn' ? 'warning' : 'error'}: ${ev.text}`);
+        if (ev.level === 'error' || ev.level === 'warn') this.say(t, messageText(ev.level, ev.text));
         else if (ev.level === 'notice' || ev.level === 'info') this.say(t, ev.text);
         return;
       case 'unknown':
@@ -118,8 +156,8 @@ export class PlainRenderer implements TraceSink {
     }
   }
 
-  rawLog?: (source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
-    (_source, drv, _pid, buf, start, end, time, line) => {
+  rawLog?: (source: Source, activity: string | null, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
+    (_source, _activity, drv, _pid, buf, start, end, time, line) => {
       this.tracker.lastTime = time;
       this.tracker.rawLog(drv, buf, start, end, line);
     };
@@ -130,6 +168,7 @@ export class PlainRenderer implements TraceSink {
   }
 
   end(): void {
+    for (const drv of [...this.partial.keys()]) this.endLog(drv);
     this.flushQueued();
     const t = this.tracker;
     const parts = [`${t.counts.succeeded} built`, `${t.counts.failed} failed`];

@@ -16,8 +16,8 @@ export class SummaryRenderer implements TraceSink {
     this.tracker.event(ev);
   }
 
-  rawLog?: (source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
-    (_source, drv, _pid, buf, start, end, time, line) => {
+  rawLog?: (source: Source, activity: string | null, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
+    (_source, _activity, drv, _pid, buf, start, end, time, line) => {
       this.tracker.lastTime = time;
       this.tracker.rawLog(drv, buf, start, end, line);
     };

@@ -112,3 +112,14 @@ test('the status is redrawn at most about ten times a second, however many event
   assert.ok(i > 1000, `events: ${i}`);
   assert.ok(redraws >= 5 && redraws <= 12, `redraws in one second: ${redraws}`);
 });
+
+test("tty: Nix's errors and warnings say error: and warning: once", () => {
+  let written = '';
+  const out = new Output(new Writable({ write(c: Buffer, _e, cb) { written += c.toString(); cb(); } }));
+  const tty = new TtyRenderer(out, new Tracker(), { now: () => 0, columns: () => 100 });
+  tty.event({ type: 'message', time: 0, source: 'nix-json', level: 'error', text: 'error: cannot connect to daemon' });
+  tty.event({ type: 'message', time: 0, source: 'nix-json', level: 'warn', text: 'warning: Git tree is dirty' });
+  tty.event({ type: 'message', time: 0, source: 'nix-json', level: 'error', text: 'disk full' });
+  out.flush();
+  assert.deepEqual(written.split('\n').slice(0, 3), ['error: cannot connect to daemon', 'warning: Git tree is dirty', 'error: disk full']);
+});

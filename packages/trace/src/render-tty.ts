@@ -5,7 +5,7 @@ import { drvName, formatBytes, formatDuration } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
 import type { Tracker } from './tracker.js';
-import { clock, failureText, hostText, logTail } from './wording.js';
+import { clock, failureText, hostText, logTail, messageText } from './wording.js';
 
 export interface TtyOptions {
   /** Seconds on the clock event times use. */
@@ -98,6 +98,8 @@ export class TtyRenderer implements TraceSink {
   }
 
   event(ev: TraceEvent): void {
+    // A failure of a build that had failed already revises its verdict (see BuildLedger.failed).
+    const revised = ev.type === 'build-failed' && this.tracker.builds.get(ev.drv)?.state === 'failed';
     this.tracker.event(ev);
     this.dirty = true;
     switch (ev.type) {
@@ -107,7 +109,8 @@ export class TtyRenderer implements TraceSink {
       case 'build-failed': {
         const b = this.tracker.builds.get(ev.drv)!;
         this.above(this.fit(`FAILED  ${b.name}${b.host ? ` on ${b.host}` : ''}: ${failureText(b)}`));
-        if (ev.cause !== 'dependency' && ev.cause !== 'cancelled') {
+        // Its log was shown with the verdict it revises.
+        if (ev.cause !== 'dependency' && ev.cause !== 'cancelled' && !revised) {
           const tail = logTail(b, this.options.tailLines ?? 5);
           for (const line of tail.lines) this.above(this.fit(`        | ${line}`));
         }
@@ -120,15 +123,15 @@ export class TtyRenderer implements TraceSink {
         this.above(this.fit(`FAILED  substitution of ${drvName(ev.path)}`));
         return;
       case 'message':
-        if (ev.level === 'error' || ev.level === 'warn') this.above(this.fit(`${ev.level === 'warn' ? 'warning' : 'error'}: ${ev.text.split('\n')[0]}`));
+        if (ev.level === 'error' || ev.level === 'warn') this.above(this.fit(messageText(ev.level, ev.text.split('\n')[0]!)));
         return;
       default:
         return;
     }
   }
 
-  rawLog?: (source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
-    (_source, drv, _pid, buf, start, end, time, line) => {
+  rawLog?: (source: Source, activity: string | null, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean) => void =
+    (_source, _activity, drv, _pid, buf, start, end, time, line) => {
       this.tracker.lastTime = time;
       this.tracker.rawLog(drv, buf, start, end, line);
     };

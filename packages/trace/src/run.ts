@@ -94,6 +94,8 @@ export async function runTrace(options: RunOptions = {}): Promise<number> {
   });
 
   let interrupted = false;
+  /** Stdout was closed (`| head`) before the input ended: the rest is not read. */
+  let abandoned = false;
   let current: Readable | null = null;
   // Ctrl-C ends the reading, not the output: what was seen is still shown. A second one exits.
   const onSigint = (): void => {
@@ -105,7 +107,11 @@ export async function runTrace(options: RunOptions = {}): Promise<number> {
   tty?.start();
   try {
     for (const name of inputs) {
-      if (interrupted || out.closed) break;
+      if (interrupted) break;
+      if (out.closed) {
+        abandoned = true;
+        break;
+      }
       reader.beginInput(name);
       const stream = name === '-' ? stdin : createReadStream(name, { highWaterMark: 1 << 20 });
       current = stream;
@@ -116,15 +122,22 @@ export async function runTrace(options: RunOptions = {}): Promise<number> {
           err.flush();
           await out.drain();
           await err.drain();
-          if (interrupted || out.closed) break;
+          if (interrupted) break;
+          if (out.closed) {
+            abandoned = true;
+            break;
+          }
         }
       } catch (e) {
         if (!interrupted) throw new TraceUsageError(`cannot read ${name}: ${(e as Error).message}`);
       }
       current = null;
+      // Where the reading stopped is no end of a line, nor of the builds still running.
+      if (abandoned) break;
       reader.endInput();
     }
-    reader.finish();
+    if (abandoned) reader.abandon();
+    else reader.finish();
     tracker.lastTime = Math.max(tracker.lastTime, reader.time);
     renderer.end();
     out.flush();

@@ -9,9 +9,10 @@ export interface TraceSink {
    * A build-log event whose text is bytes [start, end) of buf, valid UTF-8, handed over undecoded
    * so that sinks writing JSON need not decode it. With `line` true (Nix) the bytes need no JSON
    * escapes and the text is them plus "\n"; otherwise (Guix) the text is exactly the bytes.
-   * Absent: the reader builds an ordinary build-log event.
+   * `activity` is the event's (Nix's activity id; null for Guix). Absent: the reader builds an
+   * ordinary build-log event.
    */
-  rawLog?(source: Source, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean): void;
+  rawLog?(source: Source, activity: string | null, drv: string | null, pid: number | null, buf: Buffer, start: number, end: number, time: number, line: boolean): void;
 }
 
 /** Fans one stream of events out to several sinks (e.g. the renderer and the history recorder). */

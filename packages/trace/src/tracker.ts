@@ -52,6 +52,8 @@ export class Tracker {
   /** Time of the last event: the length of the run when the input ends. */
   lastTime = 0;
   private readonly partial = new Map<string, string>();
+  /** Machines named by a remote line before their build's start (Nix 1.x's hook prints its line itself, in its own time). */
+  private readonly remoteBeforeStart = new Map<string, string | null>();
 
   constructor(private readonly estimator: Estimator | null = null) {}
 
@@ -87,15 +89,20 @@ export class Tracker {
         this.setState(b, 'running');
         b.start = ev.time;
         b.end = null;
-        b.host = ev.host ?? b.host;
+        // Each start is a new attempt: after a hook failure the rebuild is local unless a machine is named.
+        b.host = ev.host ?? this.remoteBeforeStart.get(ev.drv) ?? null;
+        this.remoteBeforeStart.delete(ev.drv);
         b.log = ev.log;
         b.tail = [];
         b.phase = null;
         return;
       }
-      case 'build-remote':
-        this.build(ev.drv).host = ev.host;
+      case 'build-remote': {
+        const b = this.build(ev.drv);
+        b.host = ev.host;
+        if (b.state !== 'running') this.remoteBeforeStart.set(ev.drv, ev.host);
         return;
+      }
       case 'build-phase':
         if (ev.drv) this.build(ev.drv).phase = ev.phase;
         return;

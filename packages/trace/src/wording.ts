@@ -29,6 +29,12 @@ export function failureText(b: Pick<BuildInfo, 'cause' | 'status' | 'message'>):
   return CAUSE_WORDS[cause];
 }
 
+/** A message of Nix's with the word for its level in front, once: Nix's own text mostly has it already. */
+export function messageText(level: 'error' | 'warn', text: string): string {
+  const word = level === 'warn' ? 'warning: ' : 'error: ';
+  return text.startsWith(word) ? text : word + text;
+}
+
 export function clock(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
   const h = Math.floor(s / 3600);

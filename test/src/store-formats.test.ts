@@ -78,7 +78,7 @@ test('add rejects bad inputs with exit 2 and leaves the store unchanged', () => 
     const before = listTree(t.storeDir);
     const cases: [string[], RegExp][] = [
       [['add', path.join(s.dir, 'missing')], /cannot add '.*missing': ENOENT/],
-      [['add', path.join(tree, 'name with spaces')], /name of '.*' 'name with spaces' contains the character ' '/],
+      [['add', path.join(tree, 'name with spaces')], /cannot add '.*\/name with spaces': its name contains the character ' '/],
       [['add-fixed', 'sha3', path.join(tree, 'plain')], /unknown hash algorithm 'sha3'/],
       [['add-fixed', 'sha256', tree], /cannot add '.*tree' flat: it is not a regular file/],
       [['add'], /Not enough non-option arguments/],

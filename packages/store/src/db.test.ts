@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from './store.js';
-import { RegistrationError, type ValidPathInfo } from './db.js';
+import { NoValidityDbError, RegistrationError, StoreDb, type ValidPathInfo } from './db.js';
+import { StoreDbError } from './errors.js';
+import { tryLock } from './locks.js';
 import { hashBytes, toBase32 } from './hash.js';
 import { hashPath } from './nar.js';
 import { dotGraph, queryReferences, queryReferrers, queryReferrersClosure, queryRequisites, InvalidPathError } from './query.js';
@@ -205,4 +207,94 @@ test('the three closure walks (lookups, in memory, SQL) give the same graph, bot
     }
   }
   assert.ok(biggest > 100, `the walks compared were too small (${biggest})`);
+});
+
+test('db/schema that is not a number, or an older version, is refused naming the file, and nothing is made over it', (t) => {
+  const s = tempStore('drover-db-schema-');
+  t.after(s.cleanup);
+  const dbDir = path.join(s.stateDir, 'db');
+  const schema = path.join(dbDir, 'schema');
+  const dbFile = path.join(dbDir, 'db.sqlite');
+  fs.mkdirSync(dbDir, { recursive: true });
+  const cases: [string, RegExp][] = [
+    ['junk', /^'.*\/db\/schema' is corrupt: it holds "junk", not a schema version number$/],
+    ['', /^'.*\/db\/schema' is corrupt/],
+    ['10 junk', /^'.*\/db\/schema' is corrupt/],
+    ['-3', /^'.*\/db\/schema' is corrupt/],
+    ['7', /^the DB in .*\/db has schema version 7, older than the 10 drover knows; drover does not upgrade/],
+    ['11', /^the DB in .*\/db has schema version 11, newer than the 10 drover knows/],
+  ];
+  for (const [text, re] of cases) {
+    fs.writeFileSync(schema, text);
+    for (const open of ['create', 'existing', 'or-empty'] as const) {
+      assert.throws(
+        () => new StoreDb(s.stateDir, { open }),
+        (e: unknown) => e instanceof StoreDbError && e.exitCode === 1 && re.test(e.message),
+        `schema ${JSON.stringify(text)}, ${open}`,
+      );
+    }
+    assert.equal(fs.readFileSync(schema, 'utf8'), text, 'the schema file is left as it was');
+    assert.equal(fs.existsSync(dbFile), false, 'no DB is created beside it');
+    const l = tryLock(path.join(dbDir, 'big-lock'));
+    assert.ok(l, 'the big-lock is let go');
+    l.release();
+  }
+  // Absent or 0 (as Nix counts it) is a new DB; a number followed by a newline (by hand) is read.
+  fs.writeFileSync(schema, '0');
+  new StoreDb(s.stateDir).close();
+  assert.equal(fs.readFileSync(schema, 'utf8'), '10');
+  fs.writeFileSync(schema, '10\n');
+  new StoreDb(s.stateDir, { open: 'existing' }).close();
+});
+
+test('reading opens change nothing: a missing DB is an error for `existing`, an empty store for `or-empty`', (t) => {
+  const s = tempStore('drover-db-readonly-');
+  t.after(s.cleanup);
+  const p = `${s.storeDir}/${'4'.repeat(32)}-x`;
+  const existing = new Store({ storeDir: s.storeDir, stateDir: s.stateDir, open: 'existing' });
+  assert.throws(
+    () => existing.db,
+    (e: unknown) => e instanceof NoValidityDbError && e.exitCode === 1 && e.message.startsWith(`no validity DB at ${path.join(s.stateDir, 'db', 'db.sqlite')}`),
+  );
+  existing.close();
+  const empty = new Store({ storeDir: s.storeDir, stateDir: s.stateDir, open: 'or-empty' });
+  assert.equal(empty.db.isValid(p), false);
+  assert.deepEqual(empty.db.allValidPaths(), []);
+  assert.deepEqual(empty.db.closure([p]).paths, []);
+  empty.close();
+  assert.deepEqual(fs.readdirSync(s.dir), [], 'neither the store dir nor the state dir was made');
+  // Once there is a DB, both modes read it (and a DB without its schema file counts as none).
+  const { store, make } = setup(t);
+  const info = make('seen');
+  store.db.registerValidPaths([info]);
+  store.close();
+  for (const open of ['existing', 'or-empty'] as const) {
+    const r = new Store({ storeDir: store.storeDir, stateDir: store.stateDir, open });
+    assert.equal(r.db.isValid(info.path), true, open);
+    r.close();
+  }
+  fs.rmSync(path.join(store.stateDir, 'db', 'schema'));
+  assert.throws(() => new StoreDb(store.stateDir, { open: 'existing' }), /no validity DB at .*db\.sqlite \(.*\/db\/schema is missing\)/);
+});
+
+test('a db.sqlite that is not a SQLite DB is an error naming it, and is left alone', (t) => {
+  const s = tempStore('drover-db-notdb-');
+  t.after(s.cleanup);
+  const dbDir = path.join(s.stateDir, 'db');
+  fs.mkdirSync(dbDir, { recursive: true });
+  const dbFile = path.join(dbDir, 'db.sqlite');
+  const junk = 'this is not a database, whatever its name says\n'.repeat(20);
+  fs.writeFileSync(dbFile, junk);
+  fs.writeFileSync(path.join(dbDir, 'schema'), '10');
+  for (const open of ['create', 'existing'] as const) {
+    assert.throws(
+      () => new StoreDb(s.stateDir, { open }),
+      (e: unknown) => e instanceof StoreDbError && e.exitCode === 1 && e.message === `cannot open the validity DB ${dbFile}: file is not a database`,
+      open,
+    );
+  }
+  assert.equal(fs.readFileSync(dbFile, 'utf8'), junk);
+  const l = tryLock(path.join(dbDir, 'big-lock'));
+  assert.ok(l, 'the big-lock is let go');
+  l.release();
 });

@@ -78,53 +78,108 @@ export interface RegisterOptions {
   derivationOutputsOf?: (drvPath: string) => Record<string, string>;
 }
 
+/**
+ * How a StoreDb opens its state dir. `create` (commands that write) makes the dir and a new
+ * DB when there is none; `existing` and `or-empty` (commands that only read) change nothing:
+ * a missing DB is NoValidityDbError for `existing`, an empty store for `or-empty`.
+ */
+export type DbOpenMode = 'create' | 'existing' | 'or-empty';
+
+/** A reading command found no validity DB in the state dir (most likely the wrong dir). */
+export class NoValidityDbError extends StoreDbError {}
+
 export class StoreDb {
   readonly db: Database.Database;
   /** Store paths are checked against this dir when it is known. */
   readonly storeDir: string | undefined;
-  private readonly bigLock: FileLock;
+  /** Held shared while the DB is open; none for the empty stand-in of a missing DB. */
+  private readonly bigLock: FileLock | undefined;
   private readonly stmts;
 
   /**
-   * Opens (creating if needed) `STATE/db/db.sqlite`, holding db/big-lock shared for the
-   * lifetime as Nix does, so a schema change by either side excludes the other.
+   * Opens `STATE/db/db.sqlite` (creating it if needed, with the default `create`), holding
+   * db/big-lock shared for the lifetime as Nix does, so a schema change by either side
+   * excludes the other.
    */
   constructor(
     readonly stateDir: string,
-    opts: { storeDir?: string } = {},
+    opts: { storeDir?: string; open?: DbOpenMode } = {},
   ) {
     this.storeDir = opts.storeDir;
+    const mode = opts.open ?? 'create';
     const dbDir = path.join(stateDir, 'db');
-    fs.mkdirSync(dbDir, { recursive: true });
-    this.bigLock = lockSync(path.join(dbDir, 'big-lock'), 'shared');
+    const dbFile = path.join(dbDir, 'db.sqlite');
     const schemaFile = path.join(dbDir, 'schema');
-    let version = 0;
-    try {
-      version = Number(fs.readFileSync(schemaFile, 'utf8').trim());
-    } catch {
-      /* new DB */
-    }
-    if (version > SCHEMA_VERSION) {
-      this.bigLock.release();
-      throw new StoreDbError(`the DB in ${dbDir} has schema version ${version}, newer than the ${SCHEMA_VERSION} drover knows`);
-    }
-    // Nix waits an hour on a busy DB; a build farm's registrations can queue that long.
     // Loaded here, not at import: commands that never open the DB start faster without it.
-    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
-    this.db = new Sqlite(path.join(dbDir, 'db.sqlite'), { timeout: 3_600_000 });
-    this.db.pragma('journal_mode = wal');
-    this.db.pragma('synchronous = normal');
-    this.db.pragma('foreign_keys = 1');
-    // Batches of 100k registrations touch more index pages than SQLite's default 2 MB cache holds.
-    this.db.pragma('cache_size = -65536');
-    if (version < SCHEMA_VERSION) {
-      this.db.exec(SCHEMA_SQL);
-      writeFileAtomic(schemaFile, `${SCHEMA_VERSION}`);
+    const sqlite = () => createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    if (mode !== 'create') {
+      // Nix creates the DB whenever it opens a store; a reading drover command does not (its
+      // manual says verify and the queries change nothing), so a mistyped --state-dir is
+      // reported instead of leaving a new empty store behind. Both files are written when a
+      // DB is made, so a DB without its schema file was never finished: none either.
+      const missing = [dbFile, schemaFile].find((f) => !fs.existsSync(f));
+      if (missing !== undefined) {
+        // A schema file without its DB still says what the state dir holds: a bad one is reported.
+        if (missing === dbFile) schemaVersion(schemaFile);
+        if (mode === 'existing') {
+          throw new NoValidityDbError(`no validity DB at ${dbFile}${missing === dbFile ? '' : ` (${schemaFile} is missing)`}: check --state-dir or DROVER_STATE_DIR`);
+        }
+        // An empty store, in memory: every path is invalid, as in a store never written to
+        // (a build hook asks a fresh remote machine which paths it lacks).
+        this.db = new (sqlite())(':memory:');
+        this.db.exec(SCHEMA_SQL);
+        this.db.exec(DROVER_SCHEMA_SQL);
+        this.db.exec('create temp table if not exists Walk (id integer primary key)');
+        this.bigLock = undefined;
+        this.stmts = this.prepareStatements();
+        return;
+      }
+    } else {
+      fs.mkdirSync(dbDir, { recursive: true });
     }
-    this.db.exec(DROVER_SCHEMA_SQL);
-    // Closure walks collect ids here (per connection, never written to disk).
-    this.db.exec('create temp table if not exists Walk (id integer primary key)');
-    this.stmts = {
+    this.bigLock = lockSync(path.join(dbDir, 'big-lock'), 'shared');
+    let version: number;
+    try {
+      version = schemaVersion(schemaFile);
+    } catch (e) {
+      this.bigLock.release();
+      throw e;
+    }
+    let db: Database.Database | undefined;
+    try {
+      // Nix waits an hour on a busy DB; a build farm's registrations can queue that long.
+      db = new (sqlite())(dbFile, { timeout: 3_600_000 });
+      this.db = db;
+      if (mode === 'create') this.db.pragma('journal_mode = wal');
+      this.db.pragma('synchronous = normal');
+      this.db.pragma('foreign_keys = 1');
+      // Batches of 100k registrations touch more index pages than SQLite's default 2 MB cache holds.
+      this.db.pragma('cache_size = -65536');
+      if (mode === 'create') {
+        // A new DB (no schema file, or version 0, as Nix counts it): made under the shared
+        // big-lock, as Nix makes one; every statement is idempotent, so two makers agree.
+        if (version === 0) {
+          this.db.exec(SCHEMA_SQL);
+          writeFileAtomic(schemaFile, `${SCHEMA_VERSION}`);
+        }
+        this.db.exec(DROVER_SCHEMA_SQL);
+      }
+      // Closure walks collect ids here (per connection, never written to disk).
+      this.db.exec('create temp table if not exists Walk (id integer primary key)');
+      this.stmts = this.prepareStatements();
+    } catch (e) {
+      if (db?.open) db.close();
+      this.bigLock.release();
+      // SQLite's own words ("file is not a database") do not say which file.
+      if ((e as { code?: unknown }).code?.toString().startsWith('SQLITE_')) {
+        throw new StoreDbError(`cannot open the validity DB ${dbFile}: ${(e as Error).message}`, 1, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private prepareStatements() {
+    return {
       // Nix's addValidPath or updatePathInfo (which keeps time and deriver), one row at a
       // time for the tail of a batch; whole chunks go through upsertRows.
       upsert: this.db.prepare(`${UPSERT_HEAD} ${UPSERT_ROW} ${UPSERT_TAIL}`),
@@ -173,7 +228,7 @@ export class StoreDb {
 
   close(): void {
     if (this.db.open) this.db.close();
-    this.bigLock.release();
+    this.bigLock?.release();
   }
 
   isValid(p: string): boolean {
@@ -616,6 +671,45 @@ interface InfoRow {
   deriver: string | null;
   narSize: number | null;
   ca: string | null;
+}
+
+/**
+ * The version in db/schema: SCHEMA_VERSION, or 0 when the file is absent (a new DB, as Nix
+ * counts it). Anything but a number is refused as Nix refuses it, since taking it for 0 would
+ * run the create script over a DB of unknown shape, and so is any other version.
+ */
+function schemaVersion(schemaFile: string): number {
+  const version = readSchemaVersion(schemaFile);
+  const dbDir = path.dirname(schemaFile);
+  if (version > SCHEMA_VERSION) {
+    throw new StoreDbError(`the DB in ${dbDir} has schema version ${version}, newer than the ${SCHEMA_VERSION} drover knows`);
+  }
+  // Nix upgrades an old schema under the exclusive big-lock; drover never had another schema
+  // and holds the lock shared, so it leaves the upgrade to Nix rather than run a create
+  // script over tables of another shape.
+  if (version > 0 && version < SCHEMA_VERSION) {
+    throw new StoreDbError(
+      `the DB in ${dbDir} has schema version ${version}, older than the ${SCHEMA_VERSION} drover knows; drover does not upgrade Nix's old schemas: let Nix 2.8 upgrade it first (any nix-store command run by the store's owner, e.g. nix-store --verify)`,
+    );
+  }
+  return version;
+}
+
+function readSchemaVersion(schemaFile: string): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(schemaFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new StoreDbError(`cannot read '${schemaFile}': ${(e as Error).message}`, 1, { cause: e });
+  }
+  // Nix writes the bare number; a newline added by hand is forgiven.
+  const t = text.trim();
+  if (!/^[0-9]{1,9}$/.test(t)) {
+    const shown = JSON.stringify(t.length > 40 ? `${t.slice(0, 40)}…` : t);
+    throw new StoreDbError(`'${schemaFile}' is corrupt: it holds ${shown}, not a schema version number`);
+  }
+  return Number(t);
 }
 
 /** Replaces `file` whole or not at all: write a temp sibling, fsync, rename. */

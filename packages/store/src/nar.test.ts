@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ENTRY_START, STREAM_END, encodeTrailer } from './export-format.js';
 import { FIXTURES, STORE_BIN, listTree, makeTrickyTree, narString, run, tempStore, u64le } from './testing.js';
+import { hashFile } from './nar.js';
+import { NarFormatError } from './errors.js';
 
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'nar/expected.json'), 'utf8'));
 const trickyNar = fs.readFileSync(path.join(FIXTURES, 'nar/tricky.nar'));
@@ -203,4 +205,21 @@ test('an import of a path with more directories than a restore keeps pending: ev
   }
   assert.equal(fs.statSync(p).mode & 0o7777, 0o555);
   assert.equal(run(STORE_BIN, ['dump', p]).stdoutBytes.equals(bytes), true, 'dumps back to the same bytes');
+});
+
+test('hash --flat of a directory names it and exits 2, as add-fixed does', (t) => {
+  const s = tempStore();
+  t.after(s.cleanup);
+  const tree = path.join(s.dir, 'tree');
+  fs.mkdirSync(tree);
+  fs.writeFileSync(path.join(tree, 'f'), 'x');
+  assert.throws(() => hashFile(tree), (e: unknown) => e instanceof NarFormatError && e.exitCode === 2 && e.message.startsWith(`cannot hash '${tree}' flat: it is a directory`));
+  const r = run(STORE_BIN, ['hash', '--flat', tree]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, `drover-store: error: cannot hash '${tree}' flat: it is a directory, not a regular file (without --flat: the hash of its NAR)\n`);
+  // Other files that are not regular have bytes, as Nix reads them (a device, a pipe).
+  const p = run(STORE_BIN, ['hash', '--flat', '/dev/null']);
+  assert.equal(p.code, 0, p.stderr);
+  assert.equal(p.stdout, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n');
 });

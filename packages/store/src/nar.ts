@@ -1,7 +1,7 @@
 // The Nix archive (NAR): streaming serialisation of a file tree, and its validating parser.
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { NarFormatError } from './errors.js';
+import { DroverError, NarFormatError } from './errors.js';
 import { ByteReader, UnexpectedEof } from './byte-reader.js';
 import { Hash, type HashAlgo } from './hash.js';
 import { ParallelFileWriter } from './file-writer.js';
@@ -120,9 +120,20 @@ export function hashFile(file: PathLike, algo: HashAlgo = 'sha256'): Hash {
     throw new NarFormatError(`cannot read '${file.toString()}': ${(e as Error).message}`);
   }
   try {
+    // A directory has no bytes of its own: bad input, said as add-fixed says it. Pipes and
+    // devices are read as Nix reads them (`hash --flat /dev/stdin`).
+    if (fs.fstatSync(fd).isDirectory()) {
+      throw new NarFormatError(`cannot hash '${file.toString()}' flat: it is a directory, not a regular file (without --flat: the hash of its NAR)`);
+    }
     const buf = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        // An I/O error, not bad input: exit 1, as dump says it.
+        throw new DroverError(`cannot read '${file.toString()}': ${(e as Error).message}`, 1, { cause: e });
+      }
       if (n === 0) break;
       h.update(n === buf.length ? buf : buf.subarray(0, n));
     }

@@ -3,7 +3,7 @@ import { HashPool, PathReadError, type PathHashResult } from './hash-pool.js';
 import { RegistrationError, type ValidPathInfo } from './db.js';
 import { DroverError } from './errors.js';
 import { isWellFormedStorePath, parseStorePath } from './store-path.js';
-import { checkAcyclicIndexed, type IndexedReferences } from './topo-sort.js';
+import { ReferenceCycleError, checkAcyclicIndexed, type IndexedReferences } from './topo-sort.js';
 import { PathOrder } from './path-order.js';
 import type { Registration } from './registration.js';
 import type { Store } from './store.js';
@@ -138,7 +138,15 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       }
       // Cycles too are refused before anything is touched (the DB would refuse them later),
       // and so is a .drv whose outputs are not the ones its contents give.
-      checkAcyclicIndexed(paths, batchRefs);
+      try {
+        checkAcyclicIndexed(paths, batchRefs);
+      } catch (e) {
+        if (!(e instanceof ReferenceCycleError)) throw e;
+        // Named at the entry whose reference closes the cycle.
+        const r = batch.find((b) => b.path === e.parent);
+        if (r) fail(r, e.message);
+        throw new RegistrationError(`${what}: ${e.message}`);
+      }
       for (const r of batch) {
         if (!r.path.endsWith('.drv')) continue;
         try {

@@ -37,6 +37,11 @@ test('an input without a final newline, or with trailing blank lines, is accepte
   assert.deepEqual(parseRegistrations('', { hashGiven: false }), []);
 });
 
+test('the largest NAR size is read exactly; leading zeros are only zeros', () => {
+  assert.equal(parseRegistrations(`${A}\n${HEX}\n9007199254740991\n\n0\n`, { hashGiven: true })[0]!.narSize, Number.MAX_SAFE_INTEGER);
+  assert.equal(parseRegistrations(`${A}\n${HEX}\n${'0'.repeat(20)}120\n\n0\n`, { hashGiven: true })[0]!.narSize, 120);
+});
+
 test('malformed input names the input, the line and the problem', () => {
   const bad: [string, boolean, RegExp][] = [
     [`${A}\n\nx\n`, false, /line 3: expected the number of references \(a decimal number\), got 'x'/],
@@ -47,6 +52,10 @@ test('malformed input names the input, the line and the problem', () => {
     [`${A}\nzzzz\n12\n\n0\n`, true, /line 2: bad NAR hash/],
     [`${A}\n${HEX}\n-5\n\n0\n`, true, /line 3: expected the NAR size/],
     [`${A}\n\n99999999\n`, false, /line 3: the number of references 99999999 is larger than the limit/],
+    // Past 2^53 the digits are quoted as typed, not as a rounded number.
+    [`${A}\n${HEX}\n9999999999999999\n\n0\n`, true, /line 3: the NAR size 9999999999999999 is larger than the limit 9007199254740991$/],
+    [`${A}\n${HEX}\n9007199254740992\n\n0\n`, true, /line 3: the NAR size 9007199254740992 is larger than the limit 9007199254740991$/],
+    [`${A}\n${HEX}\n${'9'.repeat(30)}\n\n0\n`, true, new RegExp(`line 3: the NAR size ${'9'.repeat(30)} is larger than the limit 9007199254740991$`)],
     [`${A}\r\n\n0\n`, false, /line 1: carriage return/],
     [`${A}\n\n1x\r\n`, false, /line 3: carriage return in the number of references/],
     [`${A}\n${HEX}\n12\r\n\n0\n`, true, /line 3: carriage return in the NAR size/],

@@ -69,7 +69,7 @@ export function parseRegistrations(input: string | Buffer, opts: { hashGiven: bo
   const number = (expecting: string, max: number): number => {
     const stop = lineEnd(expecting);
     let n = 0;
-    let digits = stop > pos && stop - pos <= 16;
+    let digits = stop > pos;
     for (let k = pos; k < stop && digits; k++) {
       const c = buf[k]!;
       digits = c >= 48 && c <= 57;
@@ -80,8 +80,10 @@ export function parseRegistrations(input: string | Buffer, opts: { hashGiven: bo
       if (l.includes('\r')) fail(i, `carriage return in ${expecting}`);
       fail(i, `expected ${expecting} (a decimal number), got '${clip(l)}'`);
     }
+    // Past 2^53 `n` is rounded (but still above any limit, which is at most 2^53 - 1): the
+    // message quotes the digits as they were typed, not the rounded value.
+    if (n > max) fail(i, `${expecting} ${clip(buf.toString('latin1', pos, stop))} is larger than the limit ${max}`);
     pos = stop + 1;
-    if (n > max) fail(i, `${expecting} ${n} is larger than the limit ${max}`);
     return n;
   };
   const storePathLine = (expecting: Expecting): string => {

@@ -42,3 +42,16 @@ test('text and fixed-output paths match Nix', () => {
   ]);
   assert.equal(makeFixedOutputPath(dir, 'hello', true, parseHash('sha256:' + hashBytes('sha256', nar).hex)), `${dir}/iapmh8hzrrj7yg5k4qimk9dx7gwkahav-hello`);
 });
+
+test('control characters in names and paths are shown escaped, never raw', () => {
+  const p = '/nix/store/ffffffffffffffffffffffffffffffff-a\rb';
+  assert.throws(
+    () => parseStorePath('/nix/store', p),
+    (e: unknown) => {
+      const m = (e as Error).message;
+      return m === "store path '/nix/store/ffffffffffffffffffffffffffffffff-a\\x0db': name 'a\\x0db' contains the character '\\x0d' (allowed: A-Z a-z 0-9 + - . _ ? =)" && !/[\x00-\x1f]/.test(m);
+    },
+  );
+  assert.throws(() => checkStoreName('x\x1b[2Jy'), (e: unknown) => (e as Error).message === "store path name 'x\\x1b[2Jy' contains the character '\\x1b' (allowed: A-Z a-z 0-9 + - . _ ? =)");
+  assert.throws(() => parseStorePath('/nix/store', '/elsewhere/\x07'), (e: unknown) => (e as Error).message === "path '/elsewhere/\\x07' is not in the store dir /nix/store");
+});

@@ -8,21 +8,29 @@ const NAME_RE = /^[A-Za-z0-9+\-._?=]+$/;
 const HASH_PART_RE = /^[0123456789abcdfghijklmnpqrsvwxyz]{32}$/;
 export const MAX_NAME_LENGTH = 211;
 
+/**
+ * `s` for a message: control characters as `\xNN`, as the NAR parser shows names, so a
+ * carriage return or escape sequence in some input cannot rewrite the user's terminal line.
+ */
+export function printableName(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** Why `name` is not a valid store path name, or undefined when it is. */
 export function storeNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   if (name.length > MAX_NAME_LENGTH) return `is longer than ${MAX_NAME_LENGTH} characters`;
   if (name.startsWith('.')) return "starts with '.'";
   if (!NAME_RE.test(name)) {
-    const bad = [...name].find((c) => !NAME_RE.test(c));
-    return `contains the character '${bad}' (allowed: A-Z a-z 0-9 + - . _ ? =)`;
+    const bad = [...name].find((c) => !NAME_RE.test(c))!;
+    return `contains the character '${printableName(bad)}' (allowed: A-Z a-z 0-9 + - . _ ? =)`;
   }
   return undefined;
 }
 
 export function checkStoreName(name: string, what = 'store path name'): string {
   const problem = storeNameProblem(name);
-  if (problem) throw new StorePathError(`${what} '${name}' ${problem}`);
+  if (problem) throw new StorePathError(`${what} '${printableName(name)}' ${problem}`);
   return name;
 }
 
@@ -73,16 +81,17 @@ export function parseStorePath(storeDir: string, p: string): ParsedStorePath {
     const base = storeDir.length + 1;
     return { hashPart: p.slice(base, base + HASH_PART_LENGTH), name: p.slice(base + HASH_PART_LENGTH + 1) };
   }
-  if (!p.startsWith(storeDir + '/')) throw new StorePathError(`path '${p}' is not in the store dir ${storeDir}`);
+  const shown = printableName(p);
+  if (!p.startsWith(storeDir + '/')) throw new StorePathError(`path '${shown}' is not in the store dir ${storeDir}`);
   const base = p.slice(storeDir.length + 1);
-  if (base.includes('/')) throw new StorePathError(`path '${p}' is inside a store path, not a store path`);
+  if (base.includes('/')) throw new StorePathError(`path '${shown}' is inside a store path, not a store path`);
   const hashPart = base.slice(0, HASH_PART_LENGTH);
   if (!HASH_PART_RE.test(hashPart) || base[HASH_PART_LENGTH] !== '-') {
-    throw new StorePathError(`path '${p}' does not start with a 32-character Nix base32 hash and '-'`);
+    throw new StorePathError(`path '${shown}' does not start with a 32-character Nix base32 hash and '-'`);
   }
   const name = base.slice(HASH_PART_LENGTH + 1);
   const problem = storeNameProblem(name);
-  if (problem) throw new StorePathError(`store path '${p}': name '${name}' ${problem}`);
+  if (problem) throw new StorePathError(`store path '${shown}': name '${printableName(name)}' ${problem}`);
   return { hashPart, name };
 }
 
@@ -92,7 +101,7 @@ export function isStorePath(storeDir: string, p: string): boolean {
 
 /** The store path that a path inside the store belongs to (`/s/abc-x/bin/y` → `/s/abc-x`). */
 export function toStorePath(storeDir: string, p: string): string {
-  if (!p.startsWith(storeDir + '/')) throw new StorePathError(`path '${p}' is not in the store dir ${storeDir}`);
+  if (!p.startsWith(storeDir + '/')) throw new StorePathError(`path '${printableName(p)}' is not in the store dir ${storeDir}`);
   const slash = p.indexOf('/', storeDir.length + 1);
   const sp = slash < 0 ? p : p.slice(0, slash);
   parseStorePath(storeDir, sp);

@@ -4,12 +4,12 @@ import path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { loadNative, type NativeError } from './native.js';
-import { StoreDb, type ValidPathInfo } from './db.js';
+import { StoreDb, type DbOpenMode, type ValidPathInfo } from './db.js';
 import { resolveConfig, type StoreConfig } from './config.js';
 import { ByteReader } from './byte-reader.js';
 import { narStreamAuto, restoreNar, removeTree, hashPath, hashPathAsync, hashFile } from './nar.js';
 import { Hash, type HashAlgo } from './hash.js';
-import { checkStoreName, fixedOutputCa, makeFixedOutputPath, makeTextPath, textCa } from './store-path.js';
+import { fixedOutputCa, makeFixedOutputPath, makeTextPath, printableName, storeNameProblem, textCa } from './store-path.js';
 import { lock, tryLock, type FileLock } from './locks.js';
 import { derivationName, readDerivation } from './derivation.js';
 import { computeOutputPaths, copyDerivation } from './derivation-hash.js';
@@ -18,19 +18,22 @@ import { DerivationFormatError, DroverError, StorePathError, UsageError } from '
 export class Store {
   readonly storeDir: string;
   readonly stateDir: string;
+  /** How the DB is opened: commands that only read pass `existing` or `or-empty` (db.ts). */
+  readonly open: DbOpenMode;
   private _db: StoreDb | undefined;
 
-  constructor(config: Partial<StoreConfig> = {}) {
+  constructor(config: Partial<StoreConfig> & { open?: DbOpenMode } = {}) {
     const c = resolveConfig(config);
     this.storeDir = c.storeDir;
     this.stateDir = c.stateDir;
+    this.open = config.open ?? 'create';
   }
 
   /** The validity DB, opened on first use (pure commands never create a state dir). */
   get db(): StoreDb {
     if (!this._db) {
-      fs.mkdirSync(this.storeDir, { recursive: true });
-      this._db = new StoreDb(this.stateDir, { storeDir: this.storeDir });
+      if (this.open === 'create') fs.mkdirSync(this.storeDir, { recursive: true });
+      this._db = new StoreDb(this.stateDir, { storeDir: this.storeDir, open: this.open });
     }
     return this._db;
   }
@@ -204,7 +207,13 @@ export class Store {
   async addToStore(src: string, opts: { recursive?: boolean; algo?: HashAlgo; dryRun?: boolean; name?: string } = {}): Promise<string> {
     const recursive = opts.recursive ?? true;
     const algo = opts.algo ?? 'sha256';
-    const name = checkStoreName(opts.name ?? path.basename(path.resolve(src)), `name of '${src}'`);
+    const name = opts.name ?? path.basename(path.resolve(src));
+    const problem = storeNameProblem(name);
+    if (problem) {
+      // The name is shown only when it is not plain in the path as typed (`.`, `dir/..`, a given name).
+      const its = opts.name !== undefined ? `the name '${printableName(name)}'` : path.basename(src) === name ? 'its name' : `its name '${printableName(name)}'`;
+      throw new StorePathError(`cannot add '${printableName(src)}': ${its} ${problem}`);
+    }
     let st: fs.Stats;
     try {
       st = fs.lstatSync(src);

@@ -1,6 +1,7 @@
 // What every drover-store command shares: global options, the store they name, output.
 import type { Argv, CommandModule } from 'yargs';
 import type { Store } from '../store.js';
+import type { DbOpenMode } from '../db.js';
 import { UsageError } from '../errors.js';
 
 export interface GlobalArgs {
@@ -40,10 +41,13 @@ export function loadStore(): Promise<typeof import('../store.js')> {
   return (storeModules ??= import('../store.js'));
 }
 
-/** Runs `fn` with the store named by argv, closing its DB however `fn` ends. */
-export async function withStore<T>(argv: GlobalArgs, fn: (store: Store) => Promise<T> | T): Promise<T> {
+/**
+ * Runs `fn` with the store named by argv, closing its DB however `fn` ends. Commands that
+ * only read pass `open` (`existing` or `or-empty`, see db.ts) so they never create a DB.
+ */
+export async function withStore<T>(argv: GlobalArgs, fn: (store: Store) => Promise<T> | T, opts: { open?: DbOpenMode } = {}): Promise<T> {
   const { Store } = await loadStore();
-  const store = new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'] });
+  const store = new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'], open: opts.open });
   try {
     return await fn(store);
   } finally {

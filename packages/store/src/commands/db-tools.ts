@@ -32,7 +32,7 @@ export const dumpDb = defineCommand<{ paths?: string[] }>({
         }
       }
       if (buf) process.stdout.write(buf);
-    }),
+    }, { open: 'existing' }),
 });
 
 export const loadDb = defineCommand<Record<string, never>>({
@@ -49,13 +49,20 @@ export const verify = defineCommand<{ 'check-contents'?: boolean }>({
   command: 'verify',
   describe: 'check the store against the DB; print one line per problem (KIND PATH DETAIL) and exit 1 if there is any',
   builder: (y) => y.option('check-contents', { type: 'boolean', describe: 'also hash every valid path and compare with the DB' }),
+  // Unlike `nix-store --verify`, which makes a DB where there is none, verify changes nothing
+  // (its manual says so): a state dir without a DB is reported, not turned into an empty store
+  // that would then pass.
   handler: (argv) =>
-    withStore(argv, async (store) => {
-      const problems = await verifyStore(store, { checkContents: !!argv['check-contents'] });
-      out(problems.map((p) => `${p.kind} ${p.path} ${p.detail}`));
-      if (problems.length > 0) {
-        process.stderr.write(`drover-store: verify found ${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
-        exitState.code = 1;
-      }
-    }),
+    withStore(
+      argv,
+      async (store) => {
+        const problems = await verifyStore(store, { checkContents: !!argv['check-contents'] });
+        out(problems.map((p) => `${p.kind} ${p.path} ${p.detail}`));
+        if (problems.length > 0) {
+          process.stderr.write(`drover-store: error: verify found ${problems.length} problem${problems.length === 1 ? '' : 's'} (listed on stdout)\n`);
+          exitState.code = 1;
+        }
+      },
+      { open: 'existing' },
+    ),
 });

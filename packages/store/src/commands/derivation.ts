@@ -17,21 +17,29 @@ async function readInput(file: string | undefined): Promise<{ bytes: Buffer; wha
   }
 }
 
-const derivationAdd = defineCommand<{ file?: string[]; 'dry-run'?: boolean; name?: string }>({
-  command: 'add [file..]',
+const derivationAdd = defineCommand<{ file?: string; 'dry-run'?: boolean; name?: string }>({
+  // One input: a map from `nix show-derivation --recursive` already holds many derivations,
+  // and --name names the single one of an input.
+  command: 'add [file]',
   describe:
     'add derivations given as JSON in the shape of `nix show-derivation` (or one .drv in ATerm) from FILE or stdin: ' +
     'compute missing output paths, reject wrong ones, write the .drv files; print their paths',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', array: true, describe: 'JSON or ATerm input; - or nothing reads stdin' })
+      .positional('file', { type: 'string', describe: 'JSON or ATerm input; - or nothing reads stdin' })
       .option('dry-run', { type: 'boolean', describe: 'check and print the .drv paths without writing' })
-      .option('name', { type: 'string', describe: 'name of a single derivation not keyed by its .drv path (default: env.name)' }),
+      .option('name', { type: 'string', describe: 'name of a single derivation not keyed by its .drv path (default: env.name)' })
+      // Unknown options stay errors; a second file gets the message below, not "Unknown argument".
+      .strict(false)
+      .strictOptions()
+      .check((a) => {
+        const extra = a._.slice(2);
+        if (extra.length > 0) throw new UsageError(`derivation add reads one FILE (or - for stdin), not ${extra.length + 1}: put several derivations in one JSON map, or run it once per file`);
+        return true;
+      }),
   handler: (argv) =>
     withStore(argv, async (store) => {
-      const files = argv.file ?? [];
-      if (files.length > 1) throw new UsageError(`give one FILE (or - for stdin), not ${files.length}`);
-      const { bytes, what } = await readInput(files[0]);
+      const { bytes, what } = await readInput(argv.file);
       const entries = parseDerivationInput(bytes, what, argv.name);
       out(await addDerivations(store, entries.map((e) => ({ drv: e.drv, name: e.name!, key: e.key, where: e.where })), { dryRun: argv['dry-run'] }));
     }),
@@ -48,7 +56,7 @@ const derivationShow = defineCommand<{ drvs: string[]; recursive?: boolean }>({
     withStore(argv, async (store) => {
       const paths = (await pathsFrom(argv.drvs)).map((p) => path.resolve(p));
       process.stdout.write(showDerivations(store, paths, { recursive: argv.recursive }));
-    }),
+    }, { open: 'or-empty' }),
 });
 
 export const derivation = defineCommand<object>({

@@ -35,6 +35,7 @@ export const exportCommand = defineCommand<{ paths: string[] }>({
         stdoutSink,
         { onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`) },
       ),
+      { open: 'existing' },
     );
     progress.done();
   },

@@ -78,7 +78,8 @@ export const query = defineCommand<Args>({
           const invalid = paths.filter((p) => !db.isValid(p));
           if (q === 'print-invalid') return list(invalid);
           list(paths.filter((p) => db.isValid(p)));
-          for (const p of invalid) process.stderr.write(`drover-store: path '${p}' is not valid\n`);
+          // Errors, as DESIGN says they look, though the valid ones are still printed.
+          for (const p of invalid) process.stderr.write(`drover-store: error: path '${p}' is not valid\n`);
           if (invalid.length > 0) exitState.code = 1;
           return;
         }
@@ -110,6 +111,8 @@ export const query = defineCommand<Args>({
             ),
           ]);
       }
-    });
+      // A state dir without a DB is a store with no valid path, as in a store never written
+      // to: a build hook asks a fresh remote machine `query --print-invalid` what it lacks.
+    }, { open: 'or-empty' });
   },
 });

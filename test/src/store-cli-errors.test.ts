@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store, addFailedPath } from '@drover/store';
-import { tempStore } from '@drover/store/testing';
+import { STORE_BIN, tempStore } from '@drover/store/testing';
 import { drover, exportStream, fakeStorePath, makeChain, nixEnv, registrationText, snapshot, writeOnDisk } from './validity-helpers.js';
 
 /** A failure: exit code, one `drover-store: error:` line matching `re`, nothing on stdout. */
@@ -212,4 +212,20 @@ test('a db.sqlite that is not a database is named in the error and left alone', 
   refused(drover(s.env, ['verify']), 1, re, 'verify');
   refused(drover(s.env, ['register-validity'], ''), 1, re, 'register-validity');
   assert.equal(fs.readFileSync(dbFile, 'utf8'), junk);
+});
+
+test('a reader that goes away early (| head) ends the output quietly: exit 0, no stack trace', (t) => {
+  const s = tempStore('drover-err-epipe-');
+  t.after(s.cleanup);
+  // Enough rows that dump-db writes well past a pipe's 64 KiB.
+  const c = makeChain(s.storeDir, 'pipe', 1500, 10);
+  writeOnDisk(c);
+  ok(drover(s.env, ['register-validity', '--hash-given'], registrationText(c, true)), 'register-validity');
+  const env = { ...process.env, ...s.env };
+  for (const args of [['dump-db'], ['query', '--requisites', c[1499]!.path], ['export', c[1499]!.path]]) {
+    const cmd = [process.execPath, STORE_BIN, ...args].map((a) => JSON.stringify(a)).join(' ');
+    const r = spawnSync('bash', ['-c', `${cmd} | head -c 100 >/dev/null; echo "\${PIPESTATUS[0]}"`], { env });
+    assert.equal(r.stdout.toString(), '0\n', `${args[0]}: ${r.stderr}`);
+    assert.equal(r.stderr.toString(), '', `${args[0]}: nothing on stderr`);
+  }
 });

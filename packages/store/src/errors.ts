@@ -70,6 +70,12 @@ export function yargsFailure(msg: string | undefined, err: Error | undefined): n
  * Unknown errors (bugs, I/O) print their message and exit 1.
  */
 export async function runMain(tool: string, main: () => Promise<number | void>): Promise<never> {
+  // A reader that went away (`| head`) ends the output, quietly, as it ends `cat`; without a
+  // listener the write's EPIPE would be an uncaught error with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
   let code = 0;
   try {
     code = (await main()) ?? 0;

@@ -1,5 +1,7 @@
 // What every drover-store command shares: global options, the store they name, output.
+import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
+import { fdChunks } from '../fd-chunks.js';
 import type { Store } from '../store.js';
 import type { DbOpenMode } from '../db.js';
 import { UsageError } from '../errors.js';
@@ -62,10 +64,21 @@ export function out(lines: Iterable<string>): void {
   if (s) process.stdout.write(s);
 }
 
-/** All of stdin, as bytes (a multi-byte character may straddle two chunks). */
+/**
+ * All of stdin, as bytes. A file is read in one call; a pipe or a terminal in big slabs
+ * (fd-chunks.ts): process.stdin's 64 KiB chunks cost 40 ms of a 100k registration's 18 MB
+ * from a file, and 90 ms through a pipe.
+ */
 export async function readStdin(): Promise<Buffer> {
+  let isFile = false;
+  try {
+    isFile = fs.fstatSync(0).isFile();
+  } catch {
+    /* no stdin: read it below and get the error there */
+  }
+  if (isFile) return fs.readFileSync(0);
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  for await (const c of fdChunks(0)) chunks.push(c);
   return Buffer.concat(chunks);
 }
 

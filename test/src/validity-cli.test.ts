@@ -69,7 +69,13 @@ test('verify reports missing paths, changed contents and a broken closure, and e
   const c = makeChain(s.storeDir, 'v', 4, 100);
   ok(drover(s.env, ['import'], exportStream(c)), 'import');
   fs.writeFileSync(path.join(s.storeDir, '.drover-tmp-1-leftover'), 'x');
-  assert.equal(ok(drover(s.env, ['verify', '--check-contents']), 'clean'), '', 'leftover temps are not problems');
+  const clean = drover(s.env, ['verify', '--check-contents']);
+  assert.equal(ok(clean, 'clean'), '', 'leftover temps are not problems');
+  assert.equal(clean.stderr, '', 'no progress when stderr is not a terminal');
+  // On a terminal, --check-contents (long on a big store) shows how far it got.
+  const tty = spawnSync('script', ['-qec', [process.execPath, STORE_BIN, 'verify', '--check-contents'].map((a) => `'${a}'`).join(' '), '/dev/null'], { env: { ...process.env, ...s.env } });
+  assert.equal(tty.status, 0, tty.stdout.toString());
+  assert.match(tty.stdout.toString(), /\rchecking contents: 4\/4 paths/);
   fs.chmodSync(c[1]!.path, 0o644);
   fs.writeFileSync(c[1]!.path, 'changed');
   let r = drover(s.env, ['verify']);

@@ -1,6 +1,6 @@
 // Checking a store against its validity DB (`nix-store --verify [--check-contents]`), read-only.
 import fs from 'node:fs';
-import { hashPaths } from './hash-pool.js';
+import { HashPool, hashPaths } from './hash-pool.js';
 import { parseStorePath } from './store-path.js';
 import type { Store } from './store.js';
 
@@ -21,6 +21,9 @@ export interface VerifyProblem {
   detail: string;
 }
 
+/** Paths hashed per step of `--check-contents`. */
+const CONTENT_CHUNK = 1024;
+
 /**
  * Reports, without changing anything: a DB that fails SQLite's check, valid paths that are
  * not store paths of this store or are missing on disk, references and DerivationOutputs
@@ -28,7 +31,7 @@ export interface VerifyProblem {
  * whose NAR hash or size differ from the DB's. Files that are not valid paths (drover's
  * `.drover-tmp-*` leftovers, lock files, invalid paths) are not problems: nothing refers to them.
  */
-export async function verifyStore(store: Store, opts: { checkContents?: boolean } = {}): Promise<VerifyProblem[]> {
+export async function verifyStore(store: Store, opts: { checkContents?: boolean; onProgress?: (checked: number, total: number) => void } = {}): Promise<VerifyProblem[]> {
   const db = store.db;
   const problems: VerifyProblem[] = [];
   for (const row of db.db.pragma('quick_check') as { quick_check: string }[]) {
@@ -65,15 +68,23 @@ export async function verifyStore(store: Store, opts: { checkContents?: boolean 
   if (opts.checkContents) {
     // A chunk with an unreadable path is hashed again path by path, so that path is a
     // problem of its own rather than an abort of the whole check.
+    // One pool for every chunk; chunks small enough that progress moves on a big store.
     const results: (Awaited<ReturnType<typeof hashPaths>>[number] | Error)[][] = [];
-    for (const chunk of chunks(present, 16384)) {
-      try {
-        results.push(await hashPaths(chunk));
-      } catch {
-        const one: (Awaited<ReturnType<typeof hashPaths>>[number] | Error)[] = [];
-        for (const p of chunk) one.push(await hashPaths([p], { threads: 1 }).then((r) => r[0], (e: Error) => e));
-        results.push(one);
+    const pool = new HashPool();
+    let checked = 0;
+    try {
+      for (const chunk of chunks(present, CONTENT_CHUNK)) {
+        try {
+          results.push(await pool.run(chunk));
+        } catch {
+          const one: (Awaited<ReturnType<typeof hashPaths>>[number] | Error)[] = [];
+          for (const p of chunk) one.push(await hashPaths([p], { threads: 1 }).then((r) => r[0], (e: Error) => e));
+          results.push(one);
+        }
+        opts.onProgress?.((checked += chunk.length), present.length);
       }
+    } finally {
+      await pool.close();
     }
     const flat = results.flat();
     present.forEach((p, i) => {

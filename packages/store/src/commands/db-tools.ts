@@ -4,6 +4,7 @@ import { registerValidity } from '../register-validity.js';
 import { verifyStore } from '../verify.js';
 import { InvalidPathError, resolveStorePath } from '../query.js';
 import { defineCommand, exitState, loadStore, out, pathsFrom, withStore, readStdin } from './common.js';
+import { progressLine } from './progress.js';
 
 export const dumpDb = defineCommand<{ paths?: string[] }>({
   command: 'dump-db [paths..]',
@@ -56,7 +57,12 @@ export const verify = defineCommand<{ 'check-contents'?: boolean }>({
     withStore(
       argv,
       async (store) => {
-        const problems = await verifyStore(store, { checkContents: !!argv['check-contents'] });
+        const progress = progressLine();
+        const problems = await verifyStore(store, {
+          checkContents: !!argv['check-contents'],
+          onProgress: (checked, total) => progress.update(`checking contents: ${checked}/${total} paths`),
+        });
+        progress.done();
         out(problems.map((p) => `${p.kind} ${p.path} ${p.detail}`));
         if (problems.length > 0) {
           process.stderr.write(`drover-store: error: verify found ${problems.length} problem${problems.length === 1 ? '' : 's'} (listed on stdout)\n`);

@@ -75,7 +75,7 @@ test('verify reports missing paths, changed contents and a broken closure, and e
   // On a terminal, --check-contents (long on a big store) shows how far it got.
   const tty = spawnSync('script', ['-qec', [process.execPath, STORE_BIN, 'verify', '--check-contents'].map((a) => `'${a}'`).join(' '), '/dev/null'], { env: { ...process.env, ...s.env } });
   assert.equal(tty.status, 0, tty.stdout.toString());
-  assert.match(tty.stdout.toString(), /\rchecking contents: 4\/4 paths/);
+  assert.match(tty.stdout.toString(), /\r\x1b\[Kchecking contents: 4\/4 paths/);
   fs.chmodSync(c[1]!.path, 0o644);
   fs.writeFileSync(c[1]!.path, 'changed');
   let r = drover(s.env, ['verify']);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Farm, BIN_DIR } from './sshd-harness.js';
-import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, startBuild, validLocally, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
+import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, healthRecords, re, startBuild, validLocally, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
 
 let farm: Farm;
 
@@ -16,6 +16,11 @@ before(async () => {
 after(async () => {
   await farm?.close();
 });
+
+/** ssh-keygen's fingerprint of a machine's host key (SHA256:…). */
+function fingerprint(m: { dir: string }): string {
+  return spawnSync('ssh-keygen', ['-lf', path.join(m.dir, 'host_key.pub')], { encoding: 'utf8' }).stdout.split(' ')[1]!;
+}
 
 /** Forget connection failures, so each test starts with healthy machines. */
 function forgetFailures(): void {
@@ -52,7 +57,7 @@ test('sshd down: the other machine builds, and the dead one is remembered with b
     const ck = hookSsh(['check'], machines);
     assert.equal(ck.status, 1);
     assert.match(ck.stdout, /login {6}FAILED: ssh: connect to host .*Connection refused/);
-    assert.match(ck.stdout, new RegExp(`${m2.uri.replace(/\./g, '\\.')}: ok\\n  login {6}ok .*\\n  store dir  ok: ${farm.storeDir}\\n  drover .*drover-hook-ssh.*\\n  free disk  [0-9.]+ GiB`));
+    assert.match(ck.stdout, new RegExp(`${m2.uri.replace(/\./g, '\\.')}: ok\\n  login {6}ok .*\\n  store dir  ok: ${farm.storeDir}\\n  drover .*drover-hook-ssh.*\\n  session    ok .*\\n  free disk  [0-9.]+ GiB`));
   } finally {
     await m1.start();
   }
@@ -86,19 +91,77 @@ test('every fitting machine unreachable: decline with ssh\'s own errors; all bus
   assert.equal([...r3.stderr.matchAll(/all machines that can build '.*' are busy \(ssh:\/\/\S+ 1\/1\); waiting for a free slot/g)].length, 1);
 });
 
-test('a wrong host key is refused with a clear error, by the hook and by check', async () => {
+test('a wrong host key is refused with a clear error, by the hook and by check: the short reason and the line that pins the key', async () => {
   forgetFailures();
   const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
-  const machines = farm.machinesFile([m1.line({ maxJobs: 1, hostKeyBase64: m2.hostKeyBase64 })], 'wrong-key-machines');
+  const machines = farm.machinesFile(['# the farm', m1.line({ maxJobs: 1, hostKeyBase64: m2.hostKeyBase64 })], 'wrong-key-machines');
   const a = await addDrv(farm, { name: 'wrong-key', cmd: 'echo a > $out' });
   const r = await build(farm, { machines }, [a.drv]);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /cannot reach ssh:\/\/\S+: .*Host key verification failed/);
+  const reason =
+    `Host key verification failed: the host key pinned in field 8 (HOST_KEY_BASE64) of line 2 of the machines file '${machines}' ` +
+    `(${fingerprint(m2)}) does not match the ED25519 key ${fingerprint(m1)} that the host presents`;
+  assert.match(r.stderr, new RegExp(`cannot reach ${re(m1.uri)}: ${re(reason)}; skipping`));
+  // Nothing of ssh's banner, which tells the user to edit a known_hosts file the hook rewrites on every call.
+  assert.doesNotMatch(r.stderr, /REMOTE HOST IDENTIFICATION|known_hosts|@@@/);
   assert.deepEqual(validOnMachine(m1, [a.drv]), [], 'nothing was sent to the impostor');
   forgetFailures();
   const ck = hookSsh(['check'], machines);
   assert.equal(ck.status, 1);
-  assert.match(ck.stdout, /login {6}FAILED: .*(REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed)/);
+  assert.match(ck.stdout, new RegExp(`^  login {6}FAILED: ${re(reason)}$`, 'm'));
+  assert.doesNotMatch(ck.stdout, /REMOTE HOST IDENTIFICATION|known_hosts|@@@/);
+});
+
+test('an SSH key file that is missing is named with its machines file line, before connecting: skipped without back-off, FAILED in check', async () => {
+  forgetFailures();
+  const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
+  const missing = path.join(farm.dir, 'no-such-key');
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1, speedFactor: 4, sshKey: missing }), m2.line({ maxJobs: 1 })], 'missing-key-machines');
+  const reason = `the SSH key '${missing}' named on line 1 of the machines file '${machines}' is not readable: no such file`;
+  const a = await addDrv(farm, { name: 'missing-key', cmd: 'echo a > $out' });
+  const r = await build(farm, { machines }, [a.drv]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.remote.get(a.drv), m2.uri, 'the machine with a usable key built it');
+  assert.match(r.stderr, new RegExp(`${re(reason)}; skipping ${re(m1.uri)}, trying another machine`));
+  assert.doesNotMatch(r.stderr, /Permission denied/);
+  // A mistake on this side: nothing to back off from, a fixed file counts at once.
+  assert.deepEqual(healthRecords(farm), {});
+  const ck = hookSsh(['check'], machines);
+  assert.equal(ck.status, 1);
+  assert.match(ck.stdout, new RegExp(`^${re(m1.uri)}: FAILED\\n  login {6}FAILED: ${re(reason)}$`, 'm'));
+  assert.match(ck.stdout, new RegExp(`^${re(m2.uri)}: ok$`, 'm'));
+
+  // A key that goes away after a build is refused although the shared connection and the
+  // agent it reached are still up: the build fails (exit 1) saying why.
+  const key = path.join(farm.dir, 'vanishing-key');
+  fs.copyFileSync(farm.userKey, key);
+  fs.chmodSync(key, 0o600);
+  const one = farm.machinesFile([m1.line({ maxJobs: 1, sshKey: key })], 'vanishing-key-machines');
+  const b = await addDrv(farm, { name: 'key-there', cmd: 'echo b > $out' });
+  assert.equal((await build(farm, { machines: one }, [b.drv])).code, 0);
+  fs.rmSync(key);
+  const c = await addDrv(farm, { name: 'key-gone', cmd: 'echo c > $out' });
+  const r2 = await build(farm, { machines: one }, [c.drv]);
+  assert.equal(r2.code, 1, r2.stderr);
+  assert.match(r2.stderr, new RegExp(`every machine that can build '${re(c.drv)}' is unreachable:\\n  ${re(m1.uri)}: the SSH key '${re(key)}' named on line 1 of the machines file '${re(one)}' is not readable: no such file`));
+  assert.deepEqual(validLocally(farm, [c.out]), []);
+  assert.deepEqual(healthRecords(farm), {});
+});
+
+test('a machine with MAX_JOBS 0 is out of service: check skips it (exit 0), status says so', async () => {
+  forgetFailures();
+  const m2 = farm.machines[1]!;
+  // Out of service and down (nothing listens on port 1): check must not even try it.
+  const machines = farm.machinesFile([`ssh://root@127.0.0.1:1 ${farm.system} - 0`, m2.line({ maxJobs: 1 })], 'out-of-service-machines');
+  const ck = hookSsh(['check'], machines);
+  assert.equal(ck.status, 0, ck.stdout + ck.stderr);
+  assert.match(ck.stdout, /^ssh:\/\/root@127\.0\.0\.1:1: out of service \(max jobs 0\)$/m);
+  assert.match(ck.stdout, new RegExp(`^${re(m2.uri)}: ok$`, 'm'));
+  assert.doesNotMatch(ck.stdout, /Connection refused/);
+  const st = hookSsh(['status'], machines);
+  assert.equal(st.status, 0, st.stderr);
+  assert.match(st.stdout, /^ssh:\/\/root@127\.0\.0\.1:1 +\S+ +- +1 +- +out of service \(max jobs 0\)$/m);
+  assert.match(st.stdout, new RegExp(`^${re(m2.uri)} +\\S+ +0/1 +1 +- +ok$`, 'm'));
 });
 
 test('the remote store dir must equal ours: the machine is refused with a clear message', async () => {

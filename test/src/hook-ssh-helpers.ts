@@ -1,7 +1,7 @@
 // Shared by the drover-hook-ssh tests: derivations in a farm's local store, drover-build runs, remote wrappers.
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Store, addDerivation, type Derivation } from '@drover/store';
 import { BIN_DIR, Farm, sh, type SshMachine } from './sshd-harness.js';
 
@@ -197,4 +197,41 @@ export function farmProcesses(farm: Farm, name: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Runs drover-hook-ssh by itself as the scheduler would for one derivation without inputs:
+ * the request, then (after its `# accept`) the inputs line (the .drv) and the outputs line.
+ * Gives the hook's own exit status and stderr (its replies, messages and error).
+ */
+export function hookBuild(farm: Farm, machines: string, d: Drv, env: Record<string, string> = {}): { status: number | null; stderr: string; ms: number } {
+  const t0 = Date.now();
+  const r = spawnSync(path.join(BIN_DIR, 'drover-hook-ssh'), [farm.system, '0', '0'], {
+    input: `0 ${farm.system} ${d.drv} \n${d.drv}\n${d.out}\n`,
+    env: buildEnv(farm, { machines, env }),
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: r.status, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** `drover-hook-ssh ARGS --machines FILE` (status, check) on the farm's state. */
+export function hookCommand(farm: Farm, args: string[], machines: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(path.join(BIN_DIR, 'drover-hook-ssh'), args, { env: buildEnv(farm, { machines }), encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The failure memory the hook keeps of machines (STATE/hook-ssh/health/*.json), by file name. */
+export function healthRecords(farm: Farm): Record<string, { failures: number; retryAt: number; lastError: string }> {
+  const dir = path.join(farm.stateDir, 'hook-ssh', 'health');
+  const out: Record<string, { failures: number; retryAt: number; lastError: string }> = {};
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (f.endsWith('.json')) out[f] = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+  }
+  return out;
+}
+
+/** A regular expression matching `s` literally. */
+export function re(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

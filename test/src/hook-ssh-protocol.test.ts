@@ -75,13 +75,33 @@ test('bad request lines and bad arguments are refused with exit 2', () => {
   });
 });
 
-test('status with no machines file, and a bad environment setting', () => {
-  withDirs(({ env }) => {
+test('status and check with no machines file say it does not exist; a bad environment setting', () => {
+  withDirs(({ dir, env }) => {
     const r = spawnSync(HOOK, ['status'], { env, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^machines file: .*config\/drover\/machines \(0 machines\)$/m);
+    const missing = `machines file: ${path.join(dir, 'config', 'drover', 'machines')} does not exist (no machines: the hook declines every build, which then runs locally)\n`;
+    assert.equal(r.stdout, missing);
+    const c = spawnSync(HOOK, ['check'], { env, encoding: 'utf8' });
+    assert.equal(c.status, 0, c.stderr);
+    assert.equal(c.stdout, missing);
+    fs.mkdirSync(path.join(dir, 'config', 'drover'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config', 'drover', 'machines'), '# none yet\n');
+    assert.match(spawnSync(HOOK, ['status'], { env, encoding: 'utf8' }).stdout, /^machines file: .*config\/drover\/machines \(0 machines\)$/m);
     const b = spawnSync(HOOK, ['status'], { env: { ...env, DROVER_HOOK_SSH_BACKOFF: 'often' }, encoding: 'utf8' });
     assert.equal(b.status, 2);
     assert.match(b.stderr, /DROVER_HOOK_SSH_BACKOFF='often' is not BASE\[:MAX\] in seconds/);
+  });
+});
+
+test('an unknown option is named as such, with or without a command', () => {
+  withDirs(({ env }) => {
+    for (const args of [['--bogus'], ['status', '--bogus'], ['check', '--bogus=1'], [localSystem(), '0', '0', '--bogus']]) {
+      const r = hook(args, '', env);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr, `drover-hook-ssh: error: unknown option '--bogus' (see drover-hook-ssh --help)\n`, args.join(' '));
+    }
+    const h = hook(['-h'], '', env);
+    assert.equal(h.status, 0, h.stderr);
+    assert.match(h.stdout, /drover-hook-ssh status \| check/);
   });
 });

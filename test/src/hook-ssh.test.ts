@@ -143,3 +143,26 @@ test('max-jobs is never exceeded with two drover-build processes at once (the re
   assert.equal(most, 2, 'both slots were used');
   for (const d of drvs) assert.equal(r1.remote.get(d.drv) ?? r2.remote.get(d.drv), m2.uri);
 });
+
+test('one host on two lines (default engine and engine=drover-cli): two machines with their own slots; the same URI twice is refused', async () => {
+  const m1 = farm.machines[0]!;
+  const machines = farm.machinesFile([m1.line({ maxJobs: 1 }), m1.line({ maxJobs: 1, uriOptions: { engine: 'drover-cli' } })], 'two-lines-machines');
+  const drvs: Drv[] = [];
+  for (let i = 0; i < 2; i++) {
+    drvs.push(await addDrv(farm, { name: `two-lines-${i}`, cmd: `s=$(/bin/date +%s.%N); /bin/sleep 2; e=$(/bin/date +%s.%N); echo "$s $e" > $out` }));
+  }
+  const r = await build(farm, { machines, jobs: 0 }, drvs.map((d) => d.drv));
+  assert.equal(r.code, 0, r.stderr);
+  for (const d of drvs) assert.equal(r.remote.get(d.drv), m1.uri);
+  // One build through a session, one through drover-cli's steps: each line took its one slot.
+  assert.match(r.stderr, /opened a session/);
+  assert.match(r.stderr, /asked ssh:\/\/\S+ which of \d+ inputs it lacks/);
+  const [[s0, e0], [s1, e1]] = drvs.map((d) => fs.readFileSync(d.out, 'utf8').trim().split(' ').map(Number) as [number, number]) as [[number, number], [number, number]];
+  assert.ok(s0 < e1 && s1 < e0, `the two builds ran at once, one per line: ${s0}-${e0}, ${s1}-${e1}`);
+
+  const dup = farm.machinesFile(['# farm', m1.line({ maxJobs: 1, uriOptions: { engine: 'nix' } }), m1.line({ maxJobs: 2, systems: 'aarch64-linux', uriOptions: { engine: 'nix' } })], 'dup-machines');
+  const bad = await addDrv(farm, { name: 'dup-uri', cmd: 'echo x > $out' });
+  const r2 = await build(farm, { machines: dup }, [bad.drv]);
+  assert.notEqual(r2.code, 0);
+  assert.match(r2.stderr, new RegExp(`drover-hook-ssh: error: machines file '${dup}', line 3, field 1 \\(URI\\): '${m1.uri.replace(/\./g, '\\.')}\\?engine=nix' is already the URI of line 2; list all of a machine's systems and features on one line`));
+});

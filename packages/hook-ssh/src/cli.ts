@@ -109,12 +109,32 @@ async function runAgentCommand(g: Globals, a: { start: boolean; socket?: string;
   return runAgent({ socket: a.socket, idleSeconds: a.idle, config, env: process.env, version: `drover-hook-ssh ${VERSION}, node ${process.version}` });
 }
 
+/** Every option any command takes (yargs also reads `--no-X` and camelCase spellings). */
+const KNOWN_OPTIONS = new Set<string>([...GLOBAL_OPTIONS, ...AGENT_OPTIONS, 'start', 'help', 'h', 'storeDir', 'stateDir']);
+
+/**
+ * An option no command takes, named before yargs sees it: yargs checks the default command's
+ * three positionals first, so `--bogus` alone would be "Not enough non-option arguments".
+ */
+function unknownOption(argv: readonly string[]): string | undefined {
+  for (const a of argv) {
+    if (a === '--') return undefined;
+    const m = /^--?([^=]+)/.exec(a);
+    if (!m || a === '-') continue;
+    const name = m[1]!.replace(/^no-/, '');
+    if (!KNOWN_OPTIONS.has(name)) return a.replace(/=.*$/, '');
+  }
+  return undefined;
+}
+
 async function withYargs(): Promise<number> {
+  const bogus = unknownOption(process.argv.slice(2));
+  if (bogus) throw new UsageError(`unknown option '${bogus}' (see ${TOOL} --help)`);
   const { default: yargs } = await import('yargs');
   const { hideBin } = await import('yargs/helpers');
   const { loadMachines } = await import('./machines.js');
   const { hookSettings } = await import('./settings.js');
-  const { checkMachine, farmStatus, formatStatus } = await import('./status.js');
+  const { checkMachine, farmStatus, formatCheck, formatStatus } = await import('./status.js');
   const { localSystem } = await import('./system.js');
   let code = 0;
   const cfgOf = (a: Globals) => resolveConfig({ storeDir: a['store-dir'], stateDir: a['state-dir'] });
@@ -144,18 +164,17 @@ async function withYargs(): Promise<number> {
     )
     .command('status', 'show the machines, the slots in use and recent connection failures', () => {}, (argv) => {
       const a = argv as unknown as Globals;
-      const { file, machines } = loadMachines(a.machines);
-      const lines = formatStatus(file, farmStatus(machines, cfgOf(a).stateDir, hookSettings()), localSystem());
+      const { machines, ...src } = loadMachines(a.machines);
+      const lines = formatStatus(src, farmStatus(machines, cfgOf(a).stateDir, hookSettings()), localSystem());
       process.stdout.write(lines.join('\n') + '\n');
     })
     .command('check', 'connect to each machine and report what works: login, store dir, tools, free disk', () => {}, async (argv) => {
       const a = argv as unknown as Globals;
       const cfg = cfgOf(a);
-      const { file, machines } = loadMachines(a.machines);
+      const { machines, ...src } = loadMachines(a.machines);
       const settings = hookSettings();
-      process.stdout.write(`machines file: ${file} (${machines.length} machine${machines.length === 1 ? '' : 's'})\n`);
       const results = await Promise.all(machines.map((m) => checkMachine(m, { stateDir: cfg.stateDir, storeDir: cfg.storeDir, settings })));
-      for (const r of results) process.stdout.write(`${r.machine.uri}: ${r.ok ? 'ok' : 'FAILED'}\n${r.lines.join('\n')}\n`);
+      process.stdout.write(formatCheck(src, results).join('\n') + '\n');
       if (results.some((r) => !r.ok)) code = 1;
     })
     .command('serve', 'run one remote build session on stdin/stdout (run by the hook over ssh; not for people)', () => {}, async (argv) => {
@@ -175,7 +194,9 @@ async function withYargs(): Promise<number> {
       },
     )
     .strict()
+    .strictOptions()
     .help()
+    .alias('help', 'h')
     .version(false)
     .fail(yargsFailure)
     .parseAsync();

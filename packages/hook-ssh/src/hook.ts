@@ -8,7 +8,7 @@ import { MachineHealth } from './machine-health.js';
 import { forMachine, hookSettings, type HookSettings } from './settings.js';
 import { buildAndFetch, probe, RemoteError, upload, type BuildOutcome, type RemoteContext } from './remote-ops.js';
 import { engineFor } from './remote-engine.js';
-import { controlPath } from './ssh.js';
+import { controlPath, SshKeyError, sshKeyProblem } from './ssh.js';
 import { buildRemoteLine } from '@drover/worker/trace-lines';
 import { openSession, runRemoteBuild } from './session-client.js';
 
@@ -138,6 +138,10 @@ export class Hook {
       const m = pick.slot.machine;
       const settings = forMachine(this.settings, m);
       try {
+        // Before trusting a recent probe or a running agent: a key the machines file names
+        // must be usable, or the line is broken however long an old connection lasts.
+        const keyProblem = sshKeyProblem(m);
+        if (keyProblem) throw new SshKeyError(keyProblem);
         // A machine probed moments ago over a connection that is still up needs no new probe:
         // that round trip sits on the scheduler's critical path, once per derivation.
         const cp = settings.shareConnection ? controlPath(this.o.stateDir, m, settings) : undefined;
@@ -152,12 +156,17 @@ export class Hook {
         return { reply: 'accept', slot: pick.slot, settings };
       } catch (e) {
         pick.slot.release();
-        if (!(e instanceof RemoteError)) throw e;
-        const rec = this.health.recordFailure(m, e.message);
+        if (!(e instanceof RemoteError) && !(e instanceof SshKeyError)) throw e;
         failedNow.push({ m, error: e.message });
         tried.add(m.id);
-        const others = fitting.some((f) => !tried.has(f.id));
-        this.message(`${e.message}; skipping ${m.uri} for ${Math.round((rec.retryAt - Date.now()) / 1000)}s${others ? ', trying another machine' : ''}`);
+        const others = fitting.some((f) => !tried.has(f.id)) ? ', trying another machine' : '';
+        if (e instanceof SshKeyError) {
+          // A local mistake, checked without connecting: no back-off, so a fixed key counts at once.
+          this.message(`${e.message}; skipping ${m.uri}${others}`);
+          continue;
+        }
+        const rec = this.health.recordFailure(m, e.message);
+        this.message(`${e.message}; skipping ${m.uri} for ${Math.round((rec.retryAt - Date.now()) / 1000)}s${others}`);
       }
     }
   }
@@ -220,9 +229,11 @@ export class Hook {
       return 0;
     } catch (e) {
       if (e instanceof RemoteError) {
-        if (e.connection) this.health.recordFailure(m, e.message);
+        if (e.backOff) this.health.recordFailure(m, e.message);
         throw new DroverError(`building '${req.drvPath}' on ${m.uri} failed: ${e.message}`, 1);
       }
+      // Not the machine's fault: no back-off, the next request sees the fixed file at once.
+      if (e instanceof SshKeyError) throw new DroverError(`building '${req.drvPath}' on ${m.uri} failed: ${e.message}`, 1);
       throw e;
     } finally {
       store.close();

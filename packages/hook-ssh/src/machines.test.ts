@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { parseMachines, loadMachines, machinesFilePath, MachinesFileError } from './machines.js';
 
 const KEY_LINE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHb4m3yqRk6kqW8v1a2s3d4f5g6h7j8k9l0z1x2c3v4b root@box';
@@ -76,6 +77,16 @@ test('ids are stable and distinct per user/host/port, and safe as file names', (
   assert.equal(parseMachines('ssh://a@h:1')[0]!.id, ms[0]!.id);
 });
 
+test('one host on several lines with other URI options: several machines, each with its own id (slots, failure memory)', () => {
+  const ms = parseMachines('ssh://b@h:2?engine=nix x86_64-linux - 2\nssh://b@h:2 x86_64-linux - 4\nssh://b@h:2?engine=drover-cli aarch64-linux\n', '/etc/m');
+  assert.deepEqual(ms.map((m) => m.uri), ['ssh://b@h:2', 'ssh://b@h:2', 'ssh://b@h:2']);
+  assert.deepEqual(ms.map((m) => m.canonicalUri), ['ssh://b@h:2?engine=nix', 'ssh://b@h:2', 'ssh://b@h:2?engine=drover-cli']);
+  assert.equal(new Set(ms.map((m) => m.id)).size, 3);
+  assert.deepEqual(ms.map((m) => m.maxJobs), [2, 4, 1]);
+  // A line without options keeps the id the hook has always given it (state survives an upgrade).
+  assert.equal(ms[1]!.id, 'b@h-2-' + createHash('sha256').update('b@h:2').digest('hex').slice(0, 8));
+});
+
 const BAD: [string, RegExp][] = [
   ['ssh://h x86_64-linux - many', /line 2, field 4 \(MAX_JOBS\): 'many' is not a whole number/],
   ['ssh://h x86_64-linux - -3', /field 4 \(MAX_JOBS\)/],
@@ -106,7 +117,9 @@ const BAD: [string, RegExp][] = [
   ['ssh://h?connect-timeout=soon', /connect-timeout 'soon'/],
   ['ssh://h?ssh-key=/a x86_64-linux /b', /field 3 \(SSH_KEY\): SSH key '\/b' differs from the URI's ssh-key option '\/a'/],
   ['ssh://[::1', /'\[' without '\]'/],
-  ['ssh://h x86_64-linux\nssh://h i686-linux', /line 3: machine 'ssh:\/\/h' is already defined on line 2/],
+  ['ssh://h x86_64-linux\nssh://h i686-linux', /line 3, field 1 \(URI\): 'ssh:\/\/h' is already the URI of line 2; list all of a machine's systems and features on one line/],
+  ['ssh://h?engine=nix&agent=0 x86_64-linux\nssh-ng://h?agent=0&engine=nix', /line 3, field 1 \(URI\): 'ssh:\/\/h\?agent=0&engine=nix' is already the URI of line 2/],
+  ['h x86_64-linux\nssh://h', /line 3, field 1 \(URI\): 'ssh:\/\/h' is already the URI of line 2/],
   ['ssh://h x86/64', /field 2 \(SYSTEMS\): system 'x86\/64'/],
   ['a/b', /field 1 \(URI\): 'a\/b' is neither/],
 ];
@@ -139,10 +152,11 @@ test('machines file location: flag > DROVER_MACHINES > XDG_CONFIG_HOME', () => {
 test('a missing default file means no machines; a missing named file is an error', () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-machines-'));
   try {
-    assert.deepEqual(loadMachines(undefined, { XDG_CONFIG_HOME: d }).machines, []);
+    assert.deepEqual(loadMachines(undefined, { XDG_CONFIG_HOME: d }), { file: path.join(d, 'drover', 'machines'), machines: [], missing: true });
     assert.throws(() => loadMachines(path.join(d, 'nope')), (e: unknown) => e instanceof MachinesFileError && /cannot read the machines file/.test(e.message));
     fs.writeFileSync(path.join(d, 'm'), 'ssh://x x86_64-linux - 3\n');
     assert.equal(loadMachines(undefined, { DROVER_MACHINES: path.join(d, 'm') }).machines[0]!.maxJobs, 3);
+    assert.equal(loadMachines(undefined, { DROVER_MACHINES: path.join(d, 'm') }).missing, false);
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }

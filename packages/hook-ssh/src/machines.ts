@@ -15,6 +15,11 @@ export type Engine = 'drover' | 'drover-cli' | 'nix';
 export interface Machine {
   /** The URI as written, without its `?options`: what `@ build-remote` and messages print. */
   uri: string;
+  /**
+   * The URI in one spelling (`ssh://`, options sorted), options included: what tells two lines
+   * of the same host apart (and what `status` shows when `uri` alone does not).
+   */
+  canonicalUri: string;
   /** `user@host` (or `host`) as ssh takes it. */
   sshHost: string;
   host: string;
@@ -37,7 +42,11 @@ export interface Machine {
   /** Per-machine overrides of the connection timeouts (seconds), `?connect-timeout=`, `?stall-timeout=`. */
   connectTimeout?: number;
   stallTimeout?: number;
-  /** Stable, file-name-safe id for slots, health and control sockets. */
+  /**
+   * Stable, file-name-safe id for slots, health, the pinned known_hosts and the probe record:
+   * one per URI with its options, so two lines for one host (say `?engine=nix` and the
+   * default engine) are two machines, each with its own MAX_JOBS and failure memory.
+   */
   id: string;
   /** Where it was defined, for messages. */
   file: string;
@@ -68,21 +77,28 @@ export function machinesFilePath(flag?: string, env: NodeJS.ProcessEnv = process
 
 /**
  * Reads the machines file. A missing default file means no machines (every request is
- * declined); a missing file someone named is an error.
+ * declined; `missing` says so, for status and check); a missing file someone named is an error.
  */
-export function loadMachines(flag?: string, env: NodeJS.ProcessEnv = process.env): { file: string; machines: Machine[] } {
+export function loadMachines(flag?: string, env: NodeJS.ProcessEnv = process.env): { file: string; machines: Machine[]; missing: boolean } {
   const { file, explicit } = machinesFilePath(flag, env);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT' && !explicit) return { file, machines: [] };
+    if (err.code === 'ENOENT' && !explicit) return { file, machines: [], missing: true };
     throw new MachinesFileError(`cannot read the machines file '${file}': ${err.message}`);
   }
-  return { file, machines: parseMachines(text, file) };
+  return { file, machines: parseMachines(text, file), missing: false };
 }
 
+/**
+ * One host may have several lines, as Nix allows (one with `?engine=nix`, one with drover;
+ * one per `remote-program`): each URI with its options is a machine of its own. The very same
+ * URI twice is refused: its lines would share one set of slots, with a MAX_JOBS each, and
+ * neither "the first line's limit" nor "the sum" is what such a file says. One line lists
+ * all of a machine's systems and features.
+ */
 export function parseMachines(text: string, file = '<machines>'): Machine[] {
   const machines: Machine[] = [];
   const seen = new Map<string, number>();
@@ -92,7 +108,10 @@ export function parseMachines(text: string, file = '<machines>'): Machine[] {
     if (!m) continue;
     const prev = seen.get(m.id);
     if (prev !== undefined) {
-      throw new MachinesFileError(`machines file '${file}', line ${i + 1}: machine '${m.uri}' is already defined on line ${prev}`);
+      throw new MachinesFileError(
+        `machines file '${file}', line ${i + 1}, field 1 (${FIELD_NAMES[0]}): '${m.canonicalUri}' is already the URI of line ${prev}; ` +
+          `list all of a machine's systems and features on one line (a second line for the same host needs other URI options, e.g. another engine)`,
+      );
     }
     seen.set(m.id, i + 1);
     machines.push(m);
@@ -174,7 +193,7 @@ function listField(v: string | undefined, check: (item: string) => void): string
   return [...new Set(items)];
 }
 
-type UriPart = Pick<Machine, 'uri' | 'sshHost' | 'host' | 'user' | 'port' | 'remotePath' | 'engine' | 'agent' | 'connectTimeout' | 'stallTimeout' | 'id'>;
+type UriPart = Pick<Machine, 'uri' | 'canonicalUri' | 'sshHost' | 'host' | 'user' | 'port' | 'remotePath' | 'engine' | 'agent' | 'connectTimeout' | 'stallTimeout' | 'id'>;
 
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$/;
 const USER_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
@@ -290,11 +309,17 @@ export function parseUri(s: string, bad: (msg: string) => Error): UriPart & { ss
     }
   }
   const bareHost = host.startsWith('[') ? host.slice(1, -1) : host;
-  const base = `${scheme ? 'ssh://' : ''}${user ? user + '@' : ''}${host}${port !== undefined ? ':' + port : ''}`;
+  const hostPart = `${user ? user + '@' : ''}${host}${port !== undefined ? ':' + port : ''}`;
+  const base = `${scheme ? 'ssh://' : ''}${hostPart}`;
+  // `h` and `ssh-ng://h` are `ssh://h`; option order does not matter.
+  const optionText = [...opts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+  const canonicalUri = `ssh://${hostPart}${optionText ? '?' + optionText : ''}`;
+  // A URI without options keeps the id it always had (slots, failure memory survive an upgrade).
   const id = `${(user ? user + '@' : '') + bareHost}${port !== undefined ? '-' + port : ''}`.replace(/[^A-Za-z0-9@._-]/g, '_').slice(0, 60) +
-    '-' + createHash('sha256').update(`${user ?? ''}@${bareHost}:${port ?? ''}`).digest('hex').slice(0, 8);
+    '-' + createHash('sha256').update(`${user ?? ''}@${bareHost}:${port ?? ''}${optionText ? '?' + optionText : ''}`).digest('hex').slice(0, 8);
   return {
     uri: base,
+    canonicalUri,
     sshHost: `${user ? user + '@' : ''}${bareHost}`,
     host: bareHost,
     user,

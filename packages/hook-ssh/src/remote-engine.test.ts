@@ -93,8 +93,8 @@ test('a missing remote tool is reported by name', async () => {
 });
 
 test('probe output: key=value head, then missing paths', () => {
-  const { info, missing } = parseProbeOutput('store-dir=/s/store\ntool=/bin/drover-store\nversion=v20\nfree-kb=1024\n--\n/s/store/a\n', '/s/store', 'ssh://h');
-  assert.deepEqual(info, { storeDir: '/s/store', tool: '/bin/drover-store', builder: undefined, version: 'v20', freeKb: 1024 });
+  const { info, missing } = parseProbeOutput('store-dir=/s/store\ntool=/bin/drover-store\nnode=v20\nfree-kb=1024\n--\n/s/store/a\n', '/s/store', 'ssh://h');
+  assert.deepEqual(info, { storeDir: '/s/store', tool: '/bin/drover-store', builder: undefined, version: '', node: 'v20', freeKb: 1024 });
   assert.deepEqual(missing, ['/s/store/a']);
 });
 

@@ -84,7 +84,7 @@ export function droverServeEngine(m: Machine): RemoteEngine {
           'd="${DROVER_STORE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/drover/store}"',
           'echo "store-dir=$d"',
           'echo "tool=$(command -v drover-hook-ssh)"',
-          'echo "version=$(node --version 2>/dev/null)"',
+          'echo "node=$(node --version 2>/dev/null)"',
           'echo "free-kb=$(df -Pk "$d" 2>/dev/null | awk \'NR==2{print $4}\')"',
           'echo --',
           toolCheck(['drover-hook-ssh']),
@@ -108,7 +108,7 @@ export function droverEngine(m: Machine): RemoteEngine {
           'echo "store-dir=$d"',
           'echo "tool=$(command -v drover-store)"',
           'echo "builder=$(command -v drover-build)"',
-          'echo "version=$(node --version 2>/dev/null)"',
+          'echo "node=$(node --version 2>/dev/null)"',
           'echo "free-kb=$(df -Pk "$d" 2>/dev/null | awk \'NR==2{print $4}\')"',
           'echo --',
           toolCheck(['drover-store', 'drover-build']),
@@ -166,7 +166,10 @@ export interface ProbeInfo {
   storeDir: string;
   tool: string;
   builder?: string;
+  /** The remote tool's own version (engine=nix: `nix-store --version`); drover's comes in a session's hello. */
   version: string;
+  /** node's version, for the drover engines (which run on it). */
+  node?: string;
   freeKb?: number;
 }
 
@@ -190,6 +193,7 @@ export function parseProbeOutput(text: string, storeDir: string, uri: string): {
     tool: kv.get('tool') ?? '',
     builder: kv.get('builder'),
     version: kv.get('version') ?? '',
+    node: kv.get('node') || undefined,
     freeKb: free && /^\d+$/.test(free) ? Number(free) : undefined,
   };
   const missing: string[] = [];

@@ -10,13 +10,15 @@ import { runSsh, startSsh } from './ssh.js';
 import { PrefixStripper } from './log-prefix.js';
 
 /**
- * Something went wrong talking to a machine (exit 1). `connection` marks failures of the
- * link itself (refused, dropped, timed out, host key), which put the machine into back-off.
+ * Something went wrong talking to a machine (exit 1). `backOff` marks failures that say the
+ * machine cannot take builds now — the link itself (refused, dropped, timed out, host key) or
+ * a remote end that does not answer or does not speak the session protocol — which put the
+ * machine into back-off. Others (the build's own failure there, a path that rotted here) do not.
  */
 export class RemoteError extends DroverError {
   constructor(
     message: string,
-    readonly connection: boolean,
+    readonly backOff: boolean,
   ) {
     super(message, 1);
   }

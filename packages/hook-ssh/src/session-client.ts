@@ -21,6 +21,8 @@ export interface Transport {
   broken(): Promise<string | undefined>;
   /** What the remote said outside the session, if anything (a tool that is missing). */
   detail?(): string;
+  /** Once the session is over: how the remote command ended when that was not plainly (`status 3`). */
+  exitStatus?(): Promise<string | undefined>;
   what: string;
 }
 
@@ -44,6 +46,10 @@ export function sshTransport(ctx: RemoteContext, m: Machine): Transport {
       return r.code === SSH_FAILED ? sshFailure(r) : undefined;
     },
     detail: () => stderr.trim().split('\n').pop() ?? '',
+    exitStatus: async () => {
+      const r = await p.done;
+      return r.signal ? `signal ${r.signal}` : r.code ? `status ${r.code}` : undefined;
+    },
     what: `${m.uri} (drover-hook-ssh serve)`,
   };
 }
@@ -83,19 +89,32 @@ export interface OpenSession {
   hello: Hello;
 }
 
-/** Reads the hello of a fresh transport (within the stall limit); undefined when the stream ends first. */
+/**
+ * Reads the hello of a fresh transport; undefined when the stream ends first. A remote that
+ * says nothing for the stall limit is cut off and reported as not answering (RemoteError,
+ * back-off); one that answers something other than a hello throws SessionProtocolError.
+ */
 async function greet(ctx: RemoteContext, t: Transport): Promise<OpenSession | undefined> {
   t.writable.on('error', () => {});
   t.readable.on('error', () => {});
   const reader = new FrameReader(t.readable, t.what);
-  const w = new StallWatch(ctx.settings.stallTimeout * 1000, () => t.kill());
+  let stalled = false;
+  const w = new StallWatch(ctx.settings.stallTimeout * 1000, () => {
+    stalled = true;
+    t.kill();
+  });
   reader.onData = () => w.touch();
   w.start();
   try {
-    const f = await reader.next();
+    // Cut off, the stream ends (cleanly or inside a frame): that is the silence, not its end.
+    const f = await reader.next().catch((e: unknown) => {
+      if (stalled) return undefined;
+      throw e;
+    });
+    if (stalled) throw new RemoteError(`${t.what} did not answer within ${Math.round(ctx.settings.stallTimeout)}s (no hello)`, true);
     if (!f) return undefined;
-    if (f.type !== 'H') throw new SessionProtocolError(`${t.what}: the session does not start with a hello`);
-    return { t, reader, hello: parseHello(JSON.parse(f.payload.toString('utf8')) as Record<string, unknown>, t.what) };
+    if (f.type !== 'H') throw new SessionProtocolError(`${t.what}: the session does not start with a hello (got a ${f.type} frame)`);
+    return { t, reader, hello: parseHello(f.payload, t.what) };
   } catch (e) {
     t.kill();
     throw e;
@@ -106,7 +125,9 @@ async function greet(ctx: RemoteContext, t: Transport): Promise<OpenSession | un
 
 /**
  * Opens a session on the machine: through its agent when it can (starting the agent and
- * the socket forward when they are not there yet), else with a `serve` over ssh.
+ * the socket forward when they are not there yet), else with a `serve` over ssh. Every
+ * failure is a RemoteError naming the machine; those of the remote end itself (no answer,
+ * garbage, another protocol version, an end before the hello) put the machine into back-off.
  */
 export async function openSession(ctx: RemoteContext, m: Machine): Promise<OpenSession> {
   const s = ctx.settings;
@@ -129,11 +150,35 @@ export async function openSession(ctx: RemoteContext, m: Machine): Promise<OpenS
     }
   }
   const t = sshTransport(ctx, m);
-  const open = await greet(ctx, t);
+  let open: OpenSession | undefined;
+  try {
+    open = await greet(ctx, t);
+  } catch (e) {
+    if (!(e instanceof SessionProtocolError)) throw e;
+    // What came may be the last words of a link that broke: then that is the news.
+    const broken = await t.broken();
+    if (broken) throw new RemoteError(`cannot reach ${m.uri}: ${broken}`, true);
+    throw new RemoteError(e.message, true);
+  }
   if (open) return open;
   const broken = await t.broken();
   if (broken) throw new RemoteError(`cannot reach ${m.uri}: ${broken}`, true);
-  throw new RemoteError(`${t.what} ended before its hello${t.detail?.() ? `: ${t.detail()}` : ''}`, false);
+  const status = await t.exitStatus?.();
+  const detail = t.detail?.();
+  throw new RemoteError(`${t.what} ended before its hello${status ? ` (${status})` : ''}${detail ? `: ${detail}` : ''}`, true);
+}
+
+/**
+ * Ends a session that has said its hello and nothing more (check's look at the remote):
+ * the remote takes our end of input as "goodbye"; one that does not go is cut off.
+ */
+export async function closeSession(ctx: RemoteContext, session: OpenSession): Promise<void> {
+  const timer = setTimeout(() => session.t.kill(), Math.min(5, ctx.settings.stallTimeout) * 1000);
+  try {
+    await session.t.finish();
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -258,7 +303,7 @@ export async function runRemoteBuild(
     w.stop();
     const broken = await settle(t);
     if (stalled) throw new RemoteError(stalled(), true);
-    if (e instanceof RemoteError && (e.connection || !broken)) throw e;
+    if (e instanceof RemoteError && (e.backOff || !broken)) throw e;
     if (broken) throw new RemoteError(`the connection dropped ${stage}: ${broken}`, true);
     const detail = t.detail?.();
     const msg = (e as Error).message + (detail ? ` (the remote said: ${detail})` : '');

@@ -133,3 +133,21 @@ test('headers, hellos and missing lists from a hostile peer are refused', () => 
   assert.throws(() => parseMissing({ error: 'disk on fire' }, asked, 'r'), /r: disk on fire/);
   assert.throws(() => parseMissing({ missing: 'everything' }, asked, 'r'), /'missing' is not a list of paths/);
 });
+
+test("a hello that is not JSON, null, or of another protocol version is the remote's fault (exit 1), named", () => {
+  for (const [payload, re] of [
+    ['{xyz}', /^ssh:\/\/m \(serve\): its hello '\{xyz\}' is not JSON$/],
+    ['null', /^ssh:\/\/m \(serve\): its hello null is not a JSON object$/],
+    ['[2]', /its hello \[2\] is not a JSON object/],
+    ['{"v":1,"storeDir":"/s"}', /^ssh:\/\/m \(serve\): speaks session protocol 1, this hook speaks 2; install the same drover version on both machines$/],
+    ['{"v":3,"storeDir":"/s","version":"drover-hook-ssh 9.0.0"}', /speaks session protocol 3, this hook speaks 2 \(the remote is drover-hook-ssh 9\.0\.0\)/],
+    ['{"storeDir":"/s"}', /speaks session protocol none, this hook speaks 2/],
+  ] as const) {
+    assert.throws(
+      () => parseHello(Buffer.from(payload), 'ssh://m (serve)'),
+      (e: unknown) => e instanceof SessionProtocolError && e.exitCode === 1 && re.test(e.message),
+      payload,
+    );
+  }
+  assert.deepEqual(parseHello(Buffer.from('{"v":2,"storeDir":"/s","version":"drover-hook-ssh 0.1.0"}'), 'r'), { storeDir: '/s', version: 'drover-hook-ssh 0.1.0', checksNarHashes: false });
+});

@@ -16,7 +16,7 @@
 // The hook never ends its side first: end of input there means "stop", and the remote
 // interrupts the build and kills its builders.
 import type { Writable } from 'node:stream';
-import { UsageError, parseHash, type Hash } from '@drover/store';
+import { DroverError, parseHash, type Hash } from '@drover/store';
 
 export const SESSION_VERSION = 2;
 
@@ -33,8 +33,16 @@ export interface SessionHeader {
   narHashes?: boolean;
 }
 
-/** A frame or message that breaks the session protocol (from either side). */
-export class SessionProtocolError extends UsageError {}
+/**
+ * A frame or message that breaks the session protocol. Whoever meets one, the other end
+ * sent it: for the hook that is a fault of the remote (exit 1, as any remote failure, not a
+ * usage error of ours); the remote answers the hook with it as an {error}.
+ */
+export class SessionProtocolError extends DroverError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
 
 /** Largest frame either side accepts (a header listing a large closure fits easily). */
 const MAX_FRAME = 256 * 1024 * 1024;
@@ -301,11 +309,31 @@ export function parseHeader(v: Record<string, unknown>): SessionHeader {
   return { storeDir, drv: v.drv, outputs: paths('outputs'), inputs: paths('inputs'), maxSilentTime: mst, narHashes: v.narHashes === true };
 }
 
-/** Checks the remote's hello. */
-export function parseHello(v: Record<string, unknown>, what: string): Hello {
-  if (v.v !== SESSION_VERSION) throw new SessionProtocolError(`${what}: speaks session protocol ${JSON.stringify(v.v)}, this hook speaks ${SESSION_VERSION}`);
-  if (typeof v.storeDir !== 'string') throw new SessionProtocolError(`${what}: the hello names no store dir`);
-  return { storeDir: v.storeDir, version: typeof v.version === 'string' ? v.version : '', checksNarHashes: v.checksNarHashes === true };
+/**
+ * Checks the remote's hello: the payload of its H frame, a JSON object. Anything else (not
+ * JSON, `null`, another protocol version) is refused naming what came.
+ */
+export function parseHello(payload: Buffer | Record<string, unknown>, what: string): Hello {
+  let v: unknown = payload;
+  if (Buffer.isBuffer(payload)) {
+    const text = payload.toString('utf8');
+    try {
+      v = JSON.parse(text);
+    } catch {
+      throw new SessionProtocolError(`${what}: its hello '${show(text)}' is not JSON`);
+    }
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SessionProtocolError(`${what}: its hello ${show(JSON.stringify(v) ?? String(v))} is not a JSON object`);
+  const h = v as Record<string, unknown>;
+  const version = typeof h.version === 'string' ? h.version : '';
+  if (h.v !== SESSION_VERSION) {
+    throw new SessionProtocolError(
+      `${what}: speaks session protocol ${show(JSON.stringify(h.v) ?? 'none')}, this hook speaks ${SESSION_VERSION}` +
+        `${version ? ` (the remote is ${show(version)})` : ''}; install the same drover version on both machines`,
+    );
+  }
+  if (typeof h.storeDir !== 'string') throw new SessionProtocolError(`${what}: the hello names no store dir`);
+  return { storeDir: h.storeDir, version, checksNarHashes: h.checksNarHashes === true };
 }
 
 export interface Hello {

@@ -38,6 +38,15 @@ export class Slots {
     this.dir = path.join(stateDir, 'current-load');
   }
 
+  /**
+   * Slot files are named by the machine's id, which covers its URI with the options: two
+   * lines for one host (`?engine=nix` and the default engine, say) are two machines, each
+   * with its own MAX_JOBS slots, as Nix names its slot files by the store URI with its
+   * options. Sharing one set instead would make each line count the other's builds against
+   * its own limit (a line with MAX_JOBS 1 blocked by the other line's first build) or leave
+   * slots one line may never use. The parser refuses the same URI on two lines, so a set of
+   * slots never belongs to two MAX_JOBS.
+   */
   private file(m: Machine, i: number): string {
     return path.join(this.dir, `${m.id}-${i}`);
   }

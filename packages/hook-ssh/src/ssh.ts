@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { DroverError } from '@drover/store';
 import type { Machine } from './machines.js';
 import type { HookSettings } from './settings.js';
 
@@ -122,7 +123,7 @@ export function sshLogFile(stateDir: string): string {
 }
 
 /** ssh's own messages from its -E log, trimmed, and the file removed. */
-export function takeSshLog(file: string): string {
+export function takeSshLog(file: string, m?: Machine): string {
   let text = '';
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -130,11 +131,91 @@ export function takeSshLog(file: string): string {
   } catch {
     /* ssh never wrote it */
   }
-  return text
+  return summariseSshLog(text, m);
+}
+
+/**
+ * ssh's messages as one line for the hook's errors. Its banners (a changed host key, an
+ * unprotected key file) are dropped: they fill a screen with advice about files drover
+ * regenerates. A failed host key check becomes its short reason and, for a key pinned in the
+ * machines file, which line pins it and the two fingerprints.
+ */
+export function summariseSshLog(text: string, m?: Machine): string {
+  const lines = text
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l !== '' && !/^Warning: Permanently added/.test(l))
-    .join('; ');
+    .filter((l) => l !== '' && !/^Warning: Permanently added/.test(l));
+  if (lines.includes('Host key verification failed.')) return hostKeyFailure(lines, m);
+  return lines.filter((l) => !BANNER.some((re) => re.test(l))).join('; ');
+}
+
+/** Lines of ssh's warning banners, which say nothing a one-line error needs. */
+const BANNER = [
+  /^@+$/,
+  /^@.*@$/,
+  /^IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!$/,
+  /^Someone could be eavesdropping on you/,
+  /^It is also possible that a host key has just been changed\.$/,
+  /^Please contact your system administrator\.$/,
+  /^It is required that your private key files are NOT accessible by others\.$/,
+  /^This private key will be ignored\.$/,
+];
+
+function hostKeyFailure(lines: string[], m?: Machine): string {
+  // "The fingerprint for the ED25519 key sent by the remote host is" / "SHA256:….".
+  const at = lines.findIndex((l) => /^The fingerprint for the \S+ key sent by the remote host is$/.test(l));
+  const type = at >= 0 ? /^The fingerprint for the (\S+) key/.exec(lines[at]!)![1]! : undefined;
+  const presented = at >= 0 ? lines[at + 1]?.replace(/\.$/, '') : undefined;
+  const shown = type ? `the ${type} key${presented ? ` ${presented}` : ''}` : 'its key';
+  if (m?.hostKey) {
+    return (
+      `Host key verification failed: the host key pinned in field 8 (HOST_KEY_BASE64) of line ${m.line} of the machines file '${m.file}' ` +
+      `(${hostKeyFingerprint(m.hostKey)}) does not match ${shown} that the host presents`
+    );
+  }
+  const why = lines.filter((l) => /^(Offending \S+ key in |No \S+ host key is known for |Host key for \S+ has changed)/.test(l));
+  return `Host key verification failed${why.length ? `: ${why.join('; ')}` : ''}${presented ? ` (the host presents ${shown})` : ''}`;
+}
+
+/** `SHA256:…` of a `TYPE BASE64` public key, as ssh prints fingerprints. */
+export function hostKeyFingerprint(key: string): string {
+  const blob = Buffer.from(key.split(' ')[1] ?? '', 'base64');
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** A machine's SSH key that ssh cannot use: exit 1, naming the key and the machines file line that names it. */
+export class SshKeyError extends DroverError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
+/**
+ * Why the machine's SSH key (field 3 or `?ssh-key=`) cannot be used, or undefined. Checked
+ * before each connection: ssh itself says only "Permission denied (publickey)" into its log,
+ * its reason ("Identity file … not accessible") going to a stderr the remote's output shares.
+ */
+export function sshKeyProblem(m: Machine): string | undefined {
+  if (!m.sshKey) return undefined;
+  const named = `the SSH key '${m.sshKey}' named on line ${m.line} of the machines file '${m.file}'`;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(m.sshKey, 'r');
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return `${named} is not readable: it is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`;
+    // ssh ignores a key file of its user that others may read ("UNPROTECTED PRIVATE KEY FILE").
+    if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) {
+      return `${named} cannot be used: others may read it (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}), so ssh ignores it; chmod 600 '${m.sshKey}'`;
+    }
+    fs.readSync(fd, Buffer.alloc(1), 0, 1, 0);
+    return undefined;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    return `${named} is not readable: ${why}`;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 /** How long a finished ssh's pipes may stay open before we stop reading them. */
@@ -147,8 +228,13 @@ export interface SshProcess {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; sshError: string }>;
 }
 
-/** Starts `ssh … -- HOST COMMAND`. The remote command is one string for the remote shell. */
+/**
+ * Starts `ssh … -- HOST COMMAND`. The remote command is one string for the remote shell.
+ * Throws SshKeyError, before any connection, when the machine's SSH key cannot be used.
+ */
 export function startSsh(stateDir: string, m: Machine, s: HookSettings, command: string, stdio: StdioOptions, opts: { shared?: boolean } = {}): SshProcess {
+  const keyProblem = sshKeyProblem(m);
+  if (keyProblem) throw new SshKeyError(keyProblem);
   const logFile = sshLogFile(stateDir);
   const child = spawn('ssh', [...sshArgs(stateDir, m, s, { logFile, shared: opts.shared }), command], { stdio });
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; sshError: string }>((resolve) => {
@@ -158,7 +244,7 @@ export function startSsh(stateDir: string, m: Machine, s: HookSettings, command:
     const finish = () => {
       if (settled || !exited) return;
       settled = true;
-      const msg = takeSshLog(logFile);
+      const msg = takeSshLog(logFile, m);
       resolve({ code: spawnError ? 255 : exited.code, signal: exited.signal, sshError: spawnError || msg });
     };
     child.once('error', (e) => {

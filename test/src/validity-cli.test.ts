@@ -140,3 +140,19 @@ test('a user without root imports a directory-shaped path (moved in from the imp
   assert.deepEqual(fs.readdirSync(s.storeDir).filter((n) => n !== path.basename(p)), [], 'no scratch directory or lock file left');
   ok(asNobody(['verify', '--check-contents']), 'verify');
 });
+
+test('export refuses a path whose contents changed, as nix-store --export does: exit 1, and its trailer never written', (t) => {
+  const s = tempStore('drover-cli-tamper-');
+  t.after(s.cleanup);
+  const c = makeChain(s.storeDir, 'tamper', 3, 5000);
+  ok(drover(s.env, ['import'], exportStream(c)), 'import');
+  // Same size, other bytes (none of them a store path).
+  fs.chmodSync(c[1]!.path, 0o644);
+  fs.writeFileSync(c[1]!.path, Buffer.alloc(c[1]!.contents.length, 'x'));
+  // Export takes the paths named (not their closure), references first.
+  const r = drover(s.env, ['export', c[2]!.path, c[1]!.path, c[0]!.path]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^drover-store: error: hash of path '${c[1]!.path}' has changed from 'sha256:[0-9a-z]{52}' to 'sha256:[0-9a-z]{52}'!\n$`));
+  assert.ok(r.stdout.includes(c[0]!.path), 'the path before it went out whole');
+  assert.ok(!r.stdout.includes(c[1]!.path), 'no trailer: a reader cannot take the changed path for valid');
+});

@@ -19,7 +19,7 @@
 #include "sha256.h"
 
 #define PATH_BUF 4097
-#define SMALL_MAX (1 << 20)
+#define SMALL_MAX (16 << 10)
 // A file that ended before its size: it changed while being hashed.
 #define SHRANK (-100000)
 

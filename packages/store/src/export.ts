@@ -7,6 +7,10 @@ import { ENTRY_START, STREAM_END, encodeTrailer } from './export-format.js';
 import { topoSortGraph } from './topo-sort.js';
 import { requireValid } from './query.js';
 import type { Store } from './store.js';
+import type { ValidPathInfo } from './db.js';
+import { HashPool, type PathHashResult } from './hash-pool.js';
+import { GatherStream } from './gather-stream.js';
+import { writeNar } from './nar-dump.js';
 
 /** Where the stream goes: a write that may ask the caller to wait (back-pressure). */
 export type ByteSink = (chunk: Buffer) => void | Promise<void>;
@@ -32,10 +36,7 @@ export async function exportPaths(
   opts: { onProgress?: (p: ExportProgress) => void; verify?: boolean } = {},
 ): Promise<void> {
   const db = store.db;
-  for (const p of paths) store.checkInStore(p);
-  const graph = db.subgraph(paths);
-  requireValid(paths, graph);
-  const order = topoSortGraph(graph);
+  const order = exportOrder(store, paths);
   const verify = opts.verify ?? true;
   let bytes = 0;
   let done = 0;
@@ -52,14 +53,81 @@ export async function exportPaths(
       const w = write(chunk);
       if (w) await w;
     }
-    if (h) {
-      const actual = new Hash('sha256', h.digest());
-      if (!actual.equals(info.narHash)) {
-        throw new StoreDbError(`hash of path '${p}' has changed from '${info.narHash.toString('base32', true)}' to '${actual.toString('base32', true)}'!`);
-      }
-    }
+    if (h) checkUnchanged(info, new Hash('sha256', h.digest()));
     await write(encodeTrailer({ path: p, references: info.references, deriver: info.deriver }));
     opts.onProgress?.({ paths: ++done, totalPaths: order.length, bytes });
   }
   await write(STREAM_END);
+}
+
+/** Paths whose hashes are computed together, and how many such windows run ahead of the writing. */
+const HASH_WINDOW = 32;
+const WINDOWS_AHEAD = 3;
+
+/**
+ * exportPaths, written to the descriptor `fd` (the CLI's stdout): a native thread writes the
+ * NARs, their files copied by the kernel (gather-stream.ts), while the pool's threads hash the
+ * paths ahead of the writing and this thread walks the next path. A path's trailer is written
+ * only once its hash matched: a path whose contents changed ends the stream before it, as
+ * Nix's export does. The same bytes as exportPaths.
+ */
+export async function exportPathsToFd(store: Store, paths: readonly string[], fd: number, opts: { onProgress?: (p: ExportProgress) => void } = {}): Promise<void> {
+  const db = store.db;
+  const order = exportOrder(store, paths);
+  // Threads from the first window on: hashing in this thread would hold up the walk.
+  const pool = new HashPool(undefined, { minPaths: 0 });
+  const windows = new Map<number, Promise<(PathHashResult | undefined)[]>>();
+  const hashOf = async (k: number): Promise<PathHashResult> => {
+    const w = Math.floor(k / HASH_WINDOW);
+    for (let j = w; j <= w + WINDOWS_AHEAD && j * HASH_WINDOW < order.length; j++) {
+      if (windows.has(j)) continue;
+      const run = pool.run(order.slice(j * HASH_WINDOW, (j + 1) * HASH_WINDOW));
+      run.catch(() => {});
+      windows.set(j, run);
+    }
+    windows.delete(w - 1);
+    return (await windows.get(w)!)[k - w * HASH_WINDOW]!;
+  };
+  const out = new GatherStream(fd, 'the export');
+  let bytes = 0;
+  try {
+    for (let k = 0; k < order.length; k++) {
+      const p = order[k]!;
+      const info = db.queryPathInfo(p);
+      if (!info) throw new StoreDbError(`path '${p}' stopped being valid during the export`);
+      const hashed = hashOf(k);
+      hashed.catch(() => {});
+      await out.push(ENTRY_START);
+      bytes += await writeNar(out, p);
+      const actual = (await hashed).narHash;
+      if (!actual.equals(info.narHash)) {
+        // What went before is written, as Nix's export leaves it: whole paths, then this NAR without its trailer.
+        await out.flush();
+        checkUnchanged(info, actual);
+      }
+      await out.push(encodeTrailer({ path: p, references: info.references, deriver: info.deriver }));
+      opts.onProgress?.({ paths: k + 1, totalPaths: order.length, bytes });
+    }
+    await out.push(STREAM_END);
+    await out.flush();
+  } finally {
+    await out.close();
+    await Promise.all([...windows.values()].map((w) => w.catch(() => {})));
+    await pool.close();
+  }
+}
+
+/** The closure's export order: references first, in Nix's own topological order. */
+function exportOrder(store: Store, paths: readonly string[]): string[] {
+  for (const p of paths) store.checkInStore(p);
+  const graph = store.db.subgraph(paths);
+  requireValid(paths, graph);
+  return topoSortGraph(graph);
+}
+
+/** Refuses a path whose contents no longer match the DB's hash, in Nix's words. */
+function checkUnchanged(info: ValidPathInfo, actual: Hash): void {
+  if (!actual.equals(info.narHash)) {
+    throw new StoreDbError(`hash of path '${info.path}' has changed from '${info.narHash.toString('base32', true)}' to '${actual.toString('base32', true)}'!`);
+  }
 }

@@ -151,7 +151,7 @@ test('native hashing of single files equals hashPath at every length around SHA-
   fs.mkdirSync(s.dir, { recursive: true });
   const { randomFillSync } = await import('node:crypto');
   const bytes = randomFillSync(Buffer.alloc((1 << 20) + 1));
-  const sizes = [...Array.from({ length: 300 }, (_, i) => i), 4095, 4096, 4097, 65536 + 7, (1 << 20) - 1, 1 << 20, (1 << 20) + 1];
+  const sizes = [...Array.from({ length: 300 }, (_, i) => i), 4095, 4096, 4097, (16 << 10) - 1, 16 << 10, (16 << 10) + 1, 65536 + 7, (1 << 20) - 1, 1 << 20, (1 << 20) + 1];
   const files = sizes.map((n, i) => {
     const f = path.join(s.dir, `f${i}`);
     fs.writeFileSync(f, bytes.subarray(0, n), { mode: i % 2 ? 0o755 : 0o644 });
@@ -175,4 +175,24 @@ test('native hashing of single files equals hashPath at every length around SHA-
     assert.equal(fs.statSync(f).mode & 0o7777, i % 2 ? 0o555 : 0o444, f);
     assert.equal(fs.statSync(f).mtimeMs, 1000, f);
   });
+});
+
+test('runs that overlap on one pool each get their own answers (the threads serve one pass at a time)', async (t) => {
+  const s = tempStore('drover-hashpool-overlap-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.dir, { recursive: true });
+  // Bigger than the native limit, so the threads hash them; contents differ per file.
+  const files = Array.from({ length: 40 }, (_, i) => {
+    const f = path.join(s.dir, `f${i}`);
+    fs.writeFileSync(f, Buffer.alloc(20_000 + i, i));
+    return f;
+  });
+  const pool = new HashPool(2, { minPaths: 0 });
+  try {
+    const [a, b, c] = await Promise.all([pool.run(files.slice(0, 15)), pool.run(files.slice(15, 30)), pool.run(files.slice(30))]);
+    const got = [...a, ...b, ...c].map((r) => r!.narHash.hex);
+    assert.deepEqual(got, files.map((f) => hashPath(f).hash.hex));
+  } finally {
+    await pool.close();
+  }
 });

@@ -261,6 +261,8 @@ export class HashPool {
   /** `minPaths` overrides the batch size from which threads start (tests use 0). */
   /** Open (1) once canonicalising is allowed: read by every thread as it reaches each path. */
   private readonly gate = new Int32Array(new SharedArrayBuffer(4));
+  /** Settles when the threads' current pass is over (see inThreads). */
+  private threadsTurn: Promise<void> = Promise.resolve();
   constructor(threads?: number, opts: { minPaths?: number } = {}) {
     this.threads = threads ?? Math.min(os.availableParallelism(), 8);
     this.minPaths = opts.minPaths;
@@ -362,37 +364,55 @@ export class HashPool {
     if (this.threads <= 1 || (paths.length < minParallel && this.workers.length === 0)) {
       for (let i = 0; i < paths.length; i++) raw[i] = work(paths[i]!, o, this.gate);
     } else {
-      while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, gate: this.gate } }));
-      const size = o.hash ? HASH_CHUNK : META_CHUNK;
-      const n = paths.length;
-      const threads = this.workers.length;
-      let next = 0;
-      // Hashing costs vary with file size: threads take the next chunk as they finish one.
-      // Checking and canonicalising cost the same for each path: each thread is given every
-      // threads-th chunk up front, or the first thread would queue them all (AHEAD of them)
-      // before the second asked, and do the whole pass alone.
-      const takeFor = (k: number): (() => [number, number] | undefined) => {
-        if (o.hash) return () => (next < n ? [next, (next = Math.min(next + size, n))] : undefined);
-        let c = k;
-        return () => {
-          const start = c * size;
-          c += threads;
-          return start < n ? [start, Math.min(start + size, n)] : undefined;
-        };
-      };
-      await Promise.all(this.workers.map((w, k) => this.feed(w, paths, o, raw, takeFor(k))));
+      // The threads answer one pass at a time (their replies carry no pass): runs that
+      // overlap take turns here.
+      const before = this.threadsTurn;
+      let release!: () => void;
+      this.threadsTurn = new Promise<void>((r) => (release = r));
+      await before;
+      try {
+        await this.feedAll(paths, o, raw);
+      } finally {
+        release();
+      }
     }
     return raw;
   }
 
+  /** One pass over `paths` in the worker threads. */
+  private async feedAll(paths: readonly string[], o: Required<PathWork>, raw: (Done | string)[]): Promise<void> {
+    while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, gate: this.gate } }));
+    const n = paths.length;
+    const threads = this.workers.length;
+    // A short pass (export hashes a window of paths at a time) is cut finer, so every thread gets some.
+    const size = o.hash ? Math.max(1, Math.min(HASH_CHUNK, Math.ceil(n / (threads * 4)))) : META_CHUNK;
+    let next = 0;
+    // Hashing costs vary with file size: threads take the next chunk as they finish one,
+    // each holding at most half its share at a time, or the first thread would queue them
+    // all (AHEAD of them) before the second asked, and do the whole pass alone.
+    // Checking and canonicalising cost the same for each path: each thread is given every
+    // threads-th chunk up front.
+    const ahead = o.hash ? Math.min(AHEAD, Math.max(1, Math.floor(Math.ceil(n / size) / threads / 2))) : AHEAD;
+    const takeFor = (k: number): (() => [number, number] | undefined) => {
+      if (o.hash) return () => (next < n ? [next, (next = Math.min(next + size, n))] : undefined);
+      let c = k;
+      return () => {
+        const start = c * size;
+        c += threads;
+        return start < n ? [start, Math.min(start + size, n)] : undefined;
+      };
+    };
+    await Promise.all(this.workers.map((w, k) => this.feed(w, paths, o, raw, takeFor(k), ahead)));
+  }
+
   /** Keeps one thread busy with the chunks `take` gives it until there are none left. */
-  private feed(w: Worker, paths: readonly string[], o: Required<PathWork>, raw: (Done | string)[], take: () => [number, number] | undefined): Promise<void> {
+  private feed(w: Worker, paths: readonly string[], o: Required<PathWork>, raw: (Done | string)[], take: () => [number, number] | undefined, ahead: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Start offsets of the chunks this thread has in flight, answered in order.
       const inFlight: number[] = [];
       let more = true;
       const send = () => {
-        while (more && inFlight.length < AHEAD) {
+        while (more && inFlight.length < ahead) {
           const chunk = take();
           if (!chunk) more = false;
           else {

@@ -1,24 +1,11 @@
 // drover-store export / import: closures as Nix export streams on stdout and stdin.
 import { UsageError } from '../errors.js';
-import { exportPaths } from '../export.js';
+import { exportPathsToFd } from '../export.js';
 import { importPaths } from '../import.js';
 import { fdChunks } from '../fd-chunks.js';
 import { resolveStorePath } from '../query.js';
 import { defineCommand, out, withStore, pathsFrom } from './common.js';
 import { megabytes, progressLine } from './progress.js';
-
-/** Writes to stdout, waiting when the pipe is full. */
-function stdoutSink(chunk: Buffer): void | Promise<void> {
-  if (process.stdout.write(chunk)) return;
-  return new Promise<void>((resolve, reject) => {
-    const onError = (e: Error) => reject(e);
-    process.stdout.once('error', onError);
-    process.stdout.once('drain', () => {
-      process.stdout.off('error', onError);
-      resolve();
-    });
-  });
-}
 
 export const exportCommand = defineCommand<{ paths: string[] }>({
   command: 'export <paths..>',
@@ -29,10 +16,10 @@ export const exportCommand = defineCommand<{ paths: string[] }>({
     const args = await pathsFrom(argv.paths);
     const progress = progressLine();
     await withStore(argv, (store) =>
-      exportPaths(
+      exportPathsToFd(
         store,
         args.map((p) => resolveStorePath(store.storeDir, p)),
-        stdoutSink,
+        1,
         { onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`) },
       ),
       { open: 'existing' },

@@ -151,10 +151,11 @@ test('register-validity registers what Nix registers from the same input: a repe
     { ...a[1]!, references: [] },
     b[2]!,
     { ...b[1]!, references: [a[0]!.path, b[3]!.path], deriver: drv },
-    { ...b[3]!, references: [] },
+    // Refers to a path that is in the input and valid already.
+    { ...b[3]!, references: [a[1]!.path] },
   ];
-  for (const flags of [[], ['--hash-given']]) {
-    const hashGiven = flags.length > 0;
+  for (const flags of [[], ['--hash-given'], ['--reregister']]) {
+    const hashGiven = flags.includes('--hash-given');
     const state = { drover: path.join(s.dir, `drover-state${flags.join('')}`), nix: path.join(s.dir, `nix-state${flags.join('')}`) };
     const denv = { ...s.env, DROVER_STATE_DIR: state.drover };
     const nenv = nixEnv(s.dir, s.storeDir, state.nix);

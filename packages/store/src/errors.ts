@@ -72,7 +72,9 @@ export function yargsFailure(msg: string | undefined, err: Error | undefined): n
 export async function runMain(tool: string, main: () => Promise<number | void>): Promise<never> {
   // A reader that went away (`| head`) ends the output, quietly, as it ends `cat`; without a
   // listener the write's EPIPE would be an uncaught error with a stack trace.
+  // A command that owns stdout's errors (drover-hook-ssh serve's session) handles them itself.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (process.stdout.listenerCount('error') > 1) return;
     if (e.code !== 'EPIPE') throw e;
     process.exit(process.exitCode ?? 0);
   });

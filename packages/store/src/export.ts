@@ -69,7 +69,10 @@ const WINDOWS_AHEAD = 3;
  * NARs, their files copied by the kernel (gather-stream.ts), while the pool's threads hash the
  * paths ahead of the writing and this thread walks the next path. A path's trailer is written
  * only once its hash matched: a path whose contents changed ends the stream before it, as
- * Nix's export does. The same bytes as exportPaths.
+ * Nix's export does. Unlike Nix (and exportPaths), the hash is of a read made just before
+ * the writer's, not of the bytes sent: a file rewritten in the milliseconds between the two
+ * would go out unnoticed (store files are read-only; that takes a writer racing the export).
+ * The same bytes as exportPaths.
  */
 export async function exportPathsToFd(store: Store, paths: readonly string[], fd: number, opts: { onProgress?: (p: ExportProgress) => void } = {}): Promise<void> {
   const db = store.db;
@@ -99,9 +102,16 @@ export async function exportPathsToFd(store: Store, paths: readonly string[], fd
       hashed.catch(() => {});
       await out.push(ENTRY_START);
       bytes += await writeNar(out, p);
-      const actual = (await hashed).narHash;
+      // On a refusal, what went before is written, as Nix's export leaves it: whole paths,
+      // then this NAR without its trailer.
+      let actual: Hash;
+      try {
+        actual = (await hashed).narHash;
+      } catch (e) {
+        await out.flush();
+        throw e;
+      }
       if (!actual.equals(info.narHash)) {
-        // What went before is written, as Nix's export leaves it: whole paths, then this NAR without its trailer.
         await out.flush();
         checkUnchanged(info, actual);
       }
@@ -111,9 +121,11 @@ export async function exportPathsToFd(store: Store, paths: readonly string[], fd
     await out.push(STREAM_END);
     await out.flush();
   } finally {
+    // Stopped early (an error, a reader gone): the threads stop too, not after hashing what
+    // was ahead; the native jobs (small files) are waited for.
     await out.close();
-    await Promise.all([...windows.values()].map((w) => w.catch(() => {})));
     await pool.close();
+    await Promise.all([...windows.values()].map((w) => w.catch(() => {})));
   }
 }
 

@@ -263,6 +263,8 @@ export class HashPool {
   private readonly gate = new Int32Array(new SharedArrayBuffer(4));
   /** Settles when the threads' current pass is over (see inThreads). */
   private threadsTurn: Promise<void> = Promise.resolve();
+  /** Closed: passes still waiting for their turn are refused, and no thread is started. */
+  private closed = false;
   constructor(threads?: number, opts: { minPaths?: number } = {}) {
     this.threads = threads ?? Math.min(os.availableParallelism(), 8);
     this.minPaths = opts.minPaths;
@@ -381,6 +383,7 @@ export class HashPool {
 
   /** One pass over `paths` in the worker threads. */
   private async feedAll(paths: readonly string[], o: Required<PathWork>, raw: (Done | string)[]): Promise<void> {
+    if (this.closed) throw new Error('the hash pool is closed');
     while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, gate: this.gate } }));
     const n = paths.length;
     const threads = this.workers.length;
@@ -402,7 +405,16 @@ export class HashPool {
         return start < n ? [start, Math.min(start + size, n)] : undefined;
       };
     };
-    await Promise.all(this.workers.map((w, k) => this.feed(w, paths, o, raw, takeFor(k), ahead)));
+    // Every thread's part ends (answered, or its thread gone) before the next pass may start.
+    const ends = await Promise.allSettled(this.workers.map((w, k) => this.feed(w, paths, o, raw, takeFor(k), ahead)));
+    const failed = ends.find((e) => e.status === 'rejected');
+    if (failed) {
+      // A thread died or was stopped: the pool starts the next pass with fresh threads.
+      const ws = this.workers;
+      this.workers = [];
+      await Promise.all(ws.map((w) => w.terminate()));
+      throw (failed as PromiseRejectedResult).reason;
+    }
   }
 
   /** Keeps one thread busy with the chunks `take` gives it until there are none left. */
@@ -440,6 +452,7 @@ export class HashPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const ws = this.workers;
     this.workers = [];
     await Promise.all(ws.map((w) => w.terminate()));

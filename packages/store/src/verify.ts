@@ -70,7 +70,8 @@ export async function verifyStore(store: Store, opts: { checkContents?: boolean;
     // problem of its own rather than an abort of the whole check.
     // One pool for every chunk; chunks small enough that progress moves on a big store.
     const results: (Awaited<ReturnType<typeof hashPaths>>[number] | Error)[][] = [];
-    const pool = new HashPool();
+    // Chunks are below the pool's own threshold for threads: a big store asks for them.
+    const pool = new HashPool(undefined, present.length > CONTENT_CHUNK ? { minPaths: 0 } : {});
     let checked = 0;
     try {
       for (const chunk of chunks(present, CONTENT_CHUNK)) {

@@ -257,9 +257,10 @@ export class Scheduler {
       for (const g of stuck) this.fail(g, { kind: 'system', status: 0, message: `derivation '${g.drvPath}' waits for inputs that cannot be built (a dependency cycle?)` });
     }
     clearTimeout(this.postponeTimer);
+    // A failure above may have stopped the run, and that stop finished it already.
     const f = this.finish;
     this.finish = undefined;
-    f();
+    f?.();
   }
 
   // ---- output locks --------------------------------------------------------------------
@@ -716,6 +717,8 @@ export class Scheduler {
   }
 
   private fail(g: Goal, failure: BuildFailure, logFile?: string): void {
+    // Once: a goal that failed with an input (blockDependents) is not failed again (cached, stuck).
+    if (g.state === 'failed') return;
     g.state = 'failed';
     g.failure = failure;
     this.failures.push({ drvPath: g.drvPath, failure });

@@ -101,7 +101,11 @@ export class Spawner {
     const m = /^([SE]) (\d+) (\d+)$/.exec(line);
     if (!m) return;
     const job = this.jobs.get(Number(m[2]));
-    if (!job) return;
+    if (!job) {
+      // A builder that started just before the shell died, its line read after the death.
+      if (m[1] === 'S' && this.dead) this.killPid(Number(m[3]));
+      return;
+    }
     if (m[1] === 'S') {
       job.pid = Number(m[3]);
       if (job.killed) this.killPid(job.pid);
@@ -140,12 +144,12 @@ export class Spawner {
     for (const [k, v] of Object.entries(r.env)) exports += ` ${k}=${shellQuote(v)}`;
     const argv = [this.setsid, r.cmd, ...r.args].map(shellQuote).join(' ');
     // The waiter's TERM trap is reset in the builder's subshell, so only the waiter runs it.
-    // The waiter's own stderr carries only the shell's notices ("Killed" when a timeout
-    // kills the builder), which are not for the user: the builder's output goes to its log.
+    // The shell's notice of a builder killed ("Killed", at the wait) is not for the user; its
+    // other complaints (a log file it cannot create) are.
     return (
       `{ trap 'kill -KILL -$p 2>/dev/null; exit 1' TERM; ` +
       `( cd ${shellQuote(r.cwd)} || exit 127; unset OLDPWD; export${exports}; exec ${argv} ) </dev/null >${shellQuote(r.logFile)} 2>&1 & ` +
-      `p=$!; echo "S ${id} $p"; wait $p; echo "E ${id} $?"; } 2>/dev/null &\n`
+      `p=$!; echo "S ${id} $p"; wait $p 2>/dev/null; echo "E ${id} $?"; } &\n`
     );
   }
 

@@ -70,6 +70,8 @@ test('a state dir that Nix 2.8 made opens, for reading and for writing; a brand-
   assert.equal(fs.readFileSync(path.join(s.stateDir, 'db', 'schema'), 'utf8'), '10');
   assert.equal(ok(drover(s.env, ['verify']), 'verify of a DB Nix made'), '');
   assert.equal(ok(drover(s.env, ['dump-db']), 'dump-db of a DB Nix made'), '');
+  // drover's own FailedPaths table is not there until drover writes: none failed.
+  assert.equal(ok(drover(s.env, ['failed', '--list']), 'failed --list of a DB Nix made'), '');
   const c = makeChain(s.storeDir, 'nixdb', 2, 50);
   ok(drover(s.env, ['import'], exportStream(c)), 'import into a DB Nix made');
   assert.equal(ok(drover(s.env, ['query', '--valid', c[1]!.path]), 'query'), `${c[1]!.path}\n`);
@@ -93,6 +95,7 @@ test('reading commands make no DB: verify, dump-db and export say there is none;
   refused(drover(s.env, ['query', '--valid', p]), 1, /^drover-store: error: path '.*-x' is not valid\n$/, 'query --valid');
   refused(drover(s.env, ['query', '--requisites', p]), 1, /path '.*-x' is not valid/, 'query -R');
   refused(drover(s.env, ['derivation', 'show', `${p}.drv`]), 2, /it is not valid in the store/, 'derivation show');
+  assert.equal(ok(drover(s.env, ['failed', '--list']), 'failed --list'), '', 'no failures in a store never written to');
   assert.deepEqual(fs.readdirSync(s.dir), [], 'neither the store dir nor the state dir was made');
 });
 

@@ -17,6 +17,8 @@ export function isFailedPath(db: StoreDb, path: string): boolean {
 }
 
 export function listFailedPaths(db: StoreDb): FailedPath[] {
+  // A DB opened only to read, that drover never wrote to (Nix made it), has no such table: none failed.
+  if (db.db.prepare("select 1 from sqlite_master where type = 'table' and name = 'FailedPaths'").get() === undefined) return [];
   return db.db.prepare('select path, time from FailedPaths order by path').all() as FailedPath[];
 }
 

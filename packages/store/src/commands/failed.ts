@@ -22,11 +22,12 @@ export const failed = defineCommand<{ list?: boolean; clear?: boolean; paths?: s
     if (argv.clear && paths.length === 0) throw new UsageError("--clear needs the paths to forget ('*' for all)");
     const all = paths.length === 1 && paths[0] === '*';
     const given = argv.clear && !all ? await pathsFrom(paths) : [];
+    // Listing changes nothing: a state dir without a DB lists no failures and stays without one.
+    if (argv.list) {
+      await withStore(argv, (store) => out(listFailedPaths(store.db).map((f) => f.path)), { open: 'or-empty' });
+      return;
+    }
     await withStore(argv, async (store) => {
-      if (argv.list) {
-        out(listFailedPaths(store.db).map((f) => f.path));
-        return;
-      }
       // As every command taking paths: one outside this store is a mistake (a typo, another
       // store), not a failure that was never recorded; ./result-style links lead to theirs.
       const resolved = given.map((p) => resolveStorePath(store.storeDir, p));

@@ -89,6 +89,12 @@ export interface OpenSession {
   hello: Hello;
 }
 
+/** Why a machine's agent was passed over for a `serve` over ssh: the local end of its forward, and what was wrong there. */
+export interface AgentUnusable {
+  socket: string;
+  why: string;
+}
+
 /**
  * Reads the hello of a fresh transport; undefined when the stream ends first. A remote that
  * says nothing for the stall limit is cut off and reported as not answering (RemoteError,
@@ -128,26 +134,49 @@ async function greet(ctx: RemoteContext, t: Transport): Promise<OpenSession | un
  * the socket forward when they are not there yet), else with a `serve` over ssh. Every
  * failure is a RemoteError naming the machine; those of the remote end itself (no answer,
  * garbage, another protocol version, an end before the hello) put the machine into back-off.
+ * An agent that cannot be used (garbage on its socket, no hello, not startable) is not a
+ * failure of the machine, since serve may still work; but it is told once, through
+ * `onAgentUnusable` (by default a warning among the hook's messages), never passed over silently:
+ * every build would otherwise pay for a serve process while `check` looked fine.
  */
-export async function openSession(ctx: RemoteContext, m: Machine): Promise<OpenSession> {
+export async function openSession(
+  ctx: RemoteContext,
+  m: Machine,
+  opts: { onAgentUnusable?: (u: AgentUnusable) => void } = {},
+): Promise<OpenSession> {
   const s = ctx.settings;
   if (m.agent && s.useAgent && s.shareConnection) {
     const local = localAgentSocket(ctx.stateDir, m, s);
+    let why = 'nothing listens there';
     for (let attempt = 0; attempt < 2; attempt++) {
       const sock = await connectSocket(local);
       if (sock) {
-        const open = await greet(ctx, socketTransport(m, sock)).catch(() => undefined);
-        if (open) return open;
+        const t = socketTransport(m, sock);
+        try {
+          const open = await greet(ctx, t);
+          if (open) return open;
+          why = 'it closed the connection before its hello';
+        } catch (e) {
+          // The message names the transport first (`URI (drover agent): …`): the warning says whose it is.
+          const msg = (e as Error).message;
+          why = msg.startsWith(t.what) ? msg.slice(t.what.length).replace(/^:? /, '') : msg;
+        }
+      } else {
+        why = 'nothing listens there';
       }
       if (attempt === 0) {
+        // An agent that died is started again; one that runs is left alone (linkAgent is idempotent).
         try {
           await linkAgent(ctx.stateDir, m, s, s.agentIdle);
         } catch (e) {
-          ctx.message(`${(e as Error).message}; building through a serve process instead`);
+          why = (e as Error).message;
           break;
         }
       }
     }
+    const u = { socket: local, why };
+    if (opts.onAgentUnusable) opts.onAgentUnusable(u);
+    else ctx.message(`warning: ${agentUnusableMessage(m, u)}; building through drover-hook-ssh serve instead`);
   }
   const t = sshTransport(ctx, m);
   let open: OpenSession | undefined;
@@ -166,6 +195,11 @@ export async function openSession(ctx: RemoteContext, m: Machine): Promise<OpenS
   const status = await t.exitStatus?.();
   const detail = t.detail?.();
   throw new RemoteError(`${t.what} ended before its hello${status ? ` (${status})` : ''}${detail ? `: ${detail}` : ''}`, true);
+}
+
+/** What was wrong with a machine's agent, naming the machine and the socket. */
+function agentUnusableMessage(m: Machine, u: AgentUnusable): string {
+  return `the drover agent of ${m.uri} (socket '${u.socket}') is unusable: ${u.why}`;
 }
 
 /**
@@ -223,7 +257,11 @@ export async function runRemoteBuild(
     const header: SessionHeader = { storeDir: ctx.storeDir, drv: req.drv, outputs: req.outputs, inputs: req.inputs, maxSilentTime: req.maxSilentTime, narHashes };
     await writer.message({ ...header });
     stage = 'while asking which inputs it lacks';
-    const missing = parseMissing(await reader.expect('M', stage), new Set(req.inputs), t.what);
+    const answer = await reader.expect('M', stage);
+    // The remote's own refusal (its store, its DB) is news about this build, not a broken
+    // protocol: no back-off, as with the refusals of an import or a build below.
+    if (typeof answer.error === 'string') throw new RemoteError(`${t.what}: ${answer.error}`, false);
+    const missing = parseMissing(answer, new Set(req.inputs), t.what);
     w.stop();
     if (missing.length > 0) {
       const copying = `copying ${missing.length} path${missing.length === 1 ? '' : 's'} to it`;
@@ -307,7 +345,12 @@ export async function runRemoteBuild(
     if (broken) throw new RemoteError(`the connection dropped ${stage}: ${broken}`, true);
     const detail = t.detail?.();
     const msg = (e as Error).message + (detail ? ` (the remote said: ${detail})` : '');
-    throw new RemoteError(`${msg}${stage === 'while copying the outputs back' && !/nothing was registered/.test(msg) ? '; nothing was registered' : ''}`, false);
+    // A remote that breaks the protocol at any stage (garbage, a message that is not JSON or
+    // not the one due, a frame out of place, an end mid-session) is as broken as one that does
+    // so instead of its hello: the next builds should not meet it again at once, so back off.
+    // What it refuses or fails in its own words (an {error}, a build's status) stays without.
+    const protocol = e instanceof SessionProtocolError;
+    throw new RemoteError(`${msg}${stage === 'while copying the outputs back' && !/nothing was registered/.test(msg) ? '; nothing was registered' : ''}`, protocol);
   } finally {
     guard.close();
     // The remote has sent everything: ours to end.

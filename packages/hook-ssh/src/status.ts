@@ -7,7 +7,7 @@ import { forMachine, type HookSettings } from './settings.js';
 import { probe, RemoteError } from './remote-ops.js';
 import { engineFor, type ProbeInfo } from './remote-engine.js';
 import { runSsh, sshKeyProblem } from './ssh.js';
-import { closeSession, openSession } from './session-client.js';
+import { closeSession, openSession, type AgentUnusable } from './session-client.js';
 
 export interface MachineStatus {
   machine: Machine;
@@ -147,9 +147,11 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
   // engine=drover: a machine that logs in and has the tools may still not hold a session
   // (something printing on its stdout, another drover version): a build there would fail.
   let session: { ok: true; version: string; how: string } | { ok: false; error: string } | undefined;
+  // An agent that cannot be used costs every build a serve process: shown, though builds work.
+  let agentUnusable: AgentUnusable | undefined;
   if (engineFor(m).serveCommand) {
     try {
-      const open = await openSession(rctx, m);
+      const open = await openSession(rctx, m, { onAgentUnusable: (u) => (agentUnusable = u) });
       session = { ok: true, version: open.hello.version, how: /\(drover agent\)$/.test(open.t.what) ? 'through the drover agent' : 'drover-hook-ssh serve' };
       await closeSession(rctx, open);
     } catch (e) {
@@ -166,6 +168,7 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
     lines.push(`  drover     ${tools}${version ? ` (${version})` : ''}`);
   }
   for (const n of notes) lines.push(`  note       ${n}`);
+  if (agentUnusable) lines.push(`  agent      UNUSABLE: ${agentUnusable.why} (socket '${agentUnusable.socket}'); sessions use drover-hook-ssh serve`);
   if (session) lines.push(session.ok ? `  session    ok (${session.how})` : `  session    FAILED: ${session.error}`);
   lines.push(`  free disk  ${info.freeKb === undefined ? 'unknown' : `${(info.freeKb / 1048576).toFixed(1)} GiB`}`);
   if (session && !session.ok) return failed();

@@ -36,17 +36,21 @@ const BAD_SERVES: { name: string; answer: Buffer; says: string }[] = [
   { name: 'null', answer: frame('H', 'null'), says: 'its hello null is not a JSON object' },
 ];
 
+/** A hook build on the first machine, whose `serve` answers `bytes` and leaves a second later; failures forgotten first. */
+async function buildWithServe(name: string, bytes: string | Buffer) {
+  forgetFailures();
+  const m = farm.machines[0]!;
+  const answer = path.join(farm.dir, `answer-${name}`);
+  fs.writeFileSync(answer, bytes);
+  const wrapper = wrapperDir(farm, `serve-${name}`, 'drover-hook-ssh', 'serve', `/bin/cat ${answer}; /bin/sleep 1; exit 0`);
+  const machines = farm.machinesFile([m.line({ maxJobs: 1, uriOptions: { 'remote-program': wrapper, agent: '0' } })], `serve-${name}-machines`);
+  const d = await addDrv(farm, { name: `serve-${name}`, cmd: 'echo x > $out' });
+  return { m, machines, d, wrapper, r: hookBuild(farm, machines, d) };
+}
+
 for (const bad of BAD_SERVES) {
   test(`a serve that answers ${bad.name}: exit 1 naming the derivation, the machine and what failed; the machine backs off; check says FAILED`, async () => {
-    forgetFailures();
-    const m = farm.machines[0]!;
-    const answer = path.join(farm.dir, `answer-${bad.name}`);
-    fs.writeFileSync(answer, bad.answer);
-    const wrapper = wrapperDir(farm, `serve-${bad.name}`, 'drover-hook-ssh', 'serve', `/bin/cat ${answer}; /bin/sleep 1; exit 0`);
-    const machines = farm.machinesFile([m.line({ maxJobs: 1, uriOptions: { 'remote-program': wrapper, agent: '0' } })], `serve-${bad.name}-machines`);
-    const d = await addDrv(farm, { name: `serve-${bad.name}`, cmd: 'echo x > $out' });
-
-    const r = hookBuild(farm, machines, d);
+    const { m, machines, d, wrapper, r } = await buildWithServe(bad.name, bad.answer);
     assert.equal(r.status, 1, r.stderr);
     const says = `${m.uri} (drover-hook-ssh serve): ${bad.says}`;
     assert.match(r.stderr, new RegExp(`^drover-hook-ssh: error: building '${re(d.drv)}' on ${re(m.uri)} failed: ${re(says)}$`, 'm'));
@@ -119,15 +123,7 @@ const LATE_BAD_SERVES: { name: string; after: () => Buffer[]; says: string }[] =
 
 for (const bad of LATE_BAD_SERVES) {
   test(`a serve that says a good hello and then breaks the protocol (${bad.name}): exit 1 naming the derivation, the machine and what failed; the machine backs off`, async () => {
-    forgetFailures();
-    const m = farm.machines[0]!;
-    const answer = path.join(farm.dir, `answer-${bad.name}`);
-    fs.writeFileSync(answer, Buffer.concat([goodHello(), ...bad.after()]));
-    const wrapper = wrapperDir(farm, `serve-${bad.name}`, 'drover-hook-ssh', 'serve', `/bin/cat ${answer}; /bin/sleep 1; exit 0`);
-    const machines = farm.machinesFile([m.line({ maxJobs: 1, uriOptions: { 'remote-program': wrapper, agent: '0' } })], `serve-${bad.name}-machines`);
-    const d = await addDrv(farm, { name: `serve-${bad.name}`, cmd: 'echo x > $out' });
-
-    const r = hookBuild(farm, machines, d);
+    const { m, machines, d, r } = await buildWithServe(bad.name, Buffer.concat([goodHello(), ...bad.after()]));
     assert.equal(r.status, 1, r.stderr);
     const says = `${m.uri} (drover-hook-ssh serve): ${bad.says}`;
     assert.match(r.stderr, new RegExp(`^drover-hook-ssh: error: building '${re(d.drv)}' on ${re(m.uri)} failed: ${re(says)}$`, 'm'));

@@ -87,6 +87,12 @@ test('one host on several lines with other URI options: several machines, each w
   assert.equal(ms[1]!.id, 'b@h-2-' + createHash('sha256').update('b@h:2').digest('hex').slice(0, 8));
 });
 
+test('lines for one account with other remote programs do not share its one agent: each builds through a serve of its own', () => {
+  const ms = parseMachines('ssh://b@h x86_64-linux\nssh://b@h?remote-program=/opt/d/bin x86_64-linux\nssh://c@h x86_64-linux\nssh://b@h?engine=nix x86_64-linux\n', '/etc/m');
+  assert.deepEqual(ms.map((m) => m.agent), [false, false, true, true]);
+  assert.deepEqual(parseMachines('ssh://b@h x86_64-linux\nssh://b@h?engine=nix x86_64-linux\n').map((m) => m.agent), [true, true]);
+});
+
 const BAD: [string, RegExp][] = [
   ['ssh://h x86_64-linux - many', /line 2, field 4 \(MAX_JOBS\): 'many' is not a whole number/],
   ['ssh://h x86_64-linux - -3', /field 4 \(MAX_JOBS\)/],

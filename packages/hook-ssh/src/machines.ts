@@ -116,6 +116,13 @@ export function parseMachines(text: string, file = '<machines>'): Machine[] {
     seen.set(m.id, i + 1);
     machines.push(m);
   }
+  // One account on a host runs one agent, started by whichever drover reached it first; lines
+  // for that account with other remote programs would have their sessions served by it. They
+  // get a `serve` of their own program per build instead.
+  const programs = new Map<string, Set<string>>();
+  const account = (m: Machine) => JSON.stringify([m.sshHost, m.port ?? 22]);
+  for (const m of machines) if (m.engine === 'drover') programs.set(account(m), (programs.get(account(m)) ?? new Set()).add(m.remotePath.join(':')));
+  for (const m of machines) if (m.engine === 'drover' && programs.get(account(m))!.size > 1) m.agent = false;
   return machines;
 }
 

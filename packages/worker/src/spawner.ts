@@ -120,6 +120,9 @@ export class Spawner {
 
   private onDeath(): void {
     this.dead = true;
+    // The shell's waiters (its process group) outlive it; their TERM trap kills their
+    // builders' groups, also those whose start the shell had not reported yet.
+    killGroup(this.sh.pid, 'SIGTERM');
     for (const [id, j] of this.jobs) {
       this.jobs.delete(id);
       // Builders run in sessions of their own: the shell's death does not end them.

@@ -86,6 +86,8 @@ test('add rejects bad inputs with exit 2 and leaves the store unchanged', () => 
       [['add', path.join(tree, 'plain'), '--store-dir'], /Not enough arguments following: store-dir/],
       // Empty, it would have been the current directory.
       [['add', path.join(tree, 'plain'), '--store-dir='], /--store-dir needs a directory, got an empty value/],
+      // Relative, it would be another store in every directory (Nix refuses it too).
+      [['add', path.join(tree, 'plain'), '--store-dir', 'relative/store'], /the store dir must be an absolute path .*, got 'relative\/store' from --store-dir/],
     ];
     for (const [args, msg] of cases) {
       const r = run(STORE_BIN, args, { env: t.env });
@@ -94,6 +96,11 @@ test('add rejects bad inputs with exit 2 and leaves the store unchanged', () => 
       assert.match(r.stderr, msg);
     }
     assert.deepEqual(listTree(t.storeDir), before);
+    // An empty DROVER_STORE_DIR counts as unset, as XDG's variables do: the default store.
+    const home = path.join(t.dir, 'home');
+    const dry = run(STORE_BIN, ['add', '--dry-run', path.join(tree, 'plain')], { env: { ...t.env, DROVER_STORE_DIR: '', HOME: home, XDG_DATA_HOME: '' } });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.ok(dry.stdout.startsWith(`${home}/.local/share/drover/store/`), dry.stdout);
   } finally {
     t.cleanup();
   }

@@ -1,5 +1,4 @@
 // Guix's `@ build-log PID LEN` framing: a header line followed by exactly LEN raw bytes of build output.
-import { StringDecoder } from 'node:string_decoder';
 
 /** Largest chunk text held before it is handed on, so a huge LEN never grows memory. */
 export const LOG_TEXT_CAP = 64 * 1024;

@@ -4,12 +4,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkAcyclic, removeTree, lock, type FileLock, type Store, type ValidPathInfo } from '@drover/store';
+import { checkAcyclic, removeTree, lock, type Store, type ValidPathInfo } from '@drover/store';
 import { buildOrder, loadGoals, type Goal, type GoalGraph } from './goals.js';
 import { LinePrefixer, LogDir, tailLines, type LazyLog } from './build-log.js';
 import { BuildLocks, buildLockDir, lockFd } from './build-locks.js';
 import { BuildDirs } from './build-dirs.js';
-import { Spawner, findTool } from './spawner.js';
+import { Spawner } from './spawner.js';
 import { LocalBuild, type SandboxSetup } from './local-build.js';
 import { HookError, HookInstance } from './hook-client.js';
 import type { HookReply, HookRequest } from './hook-protocol.js';

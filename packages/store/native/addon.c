@@ -76,5 +76,6 @@ NAPI_MODULE_INIT() {
   registerSyncFs(env, exports);
   registerPathMeta(env, exports);
   registerHashFiles(env, exports);
+  registerHashStream(env, exports);
   return exports;
 }

@@ -3,8 +3,8 @@
 //
 // Why native: register-validity hashes 100k small paths, and through Node's fs each cost
 // ~28 us of CPU in a worker thread (open, fstat, read, fchmod, futimes, close, each with
-// Node's wrapping); here it is the system calls and a few hundred bytes of SHA-256. Paths
-// that are not one regular file of at most SMALL_MAX bytes are left to the caller (result 1).
+// Node's wrapping); here it is the system calls and the SHA-256. Paths that are not one
+// regular file of at most NATIVE_MAX bytes are left to the caller (result 1).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
@@ -19,16 +19,22 @@
 #include "sha256.h"
 
 #define PATH_BUF 4097
-#define SMALL_MAX (16 << 10)
+// Bigger files go to the caller's worker threads: these jobs share a batch out by count, and
+// one job left with most of its bytes would keep the others waiting.
+#define NATIVE_MAX (1 << 20)
+#define READ_BUF (128 << 10)
 // A file that ended before its size: it changed while being hashed.
 #define SHRANK (-100000)
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref keep[5];
+  napi_ref keep[7];
   const char *paths;
   size_t pathBytes;
+  // Where each path starts in `paths`; jobs over one batch claim paths through `next`.
+  const uint32_t *starts;
+  int32_t *next;
   size_t count;
   // Per path: status (0 hashed, 1 left to the caller, else -errno or SHRANK), canonicalised.
   int32_t *status;
@@ -67,31 +73,31 @@ static int hashOne(Job *j, const char *p, size_t i, uint8_t *buf) {
   struct stat st;
   int fd = openSingleFile(p, &st);
   if (fd < 0) return fd == -ELOOP ? 1 : fd;
-  int r = 0;
-  if (!S_ISREG(st.st_mode) || st.st_size > SMALL_MAX) {
+  if (!S_ISREG(st.st_mode) || st.st_size > NATIVE_MAX) {
     close(fd);
     return 1;
   }
+  int r = 0, x = st.st_mode & S_IXUSR ? 1 : 0;
   size_t size = (size_t)st.st_size, got = 0;
+  uint8_t len[8], zeros[8] = {0};
+  for (int k = 0; k < 8; k++) len[k] = (uint8_t)((uint64_t)size >> (8 * k));
+  Sha256 s;
+  sha256Init(&s);
+  sha256Update(&s, head[x], headLen[x]);
+  sha256Update(&s, len, 8);
   while (got < size) {
-    ssize_t n = read(fd, buf + got, size - got);
+    size_t want = size - got < READ_BUF ? size - got : READ_BUF;
+    ssize_t n = read(fd, buf, want);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       r = n < 0 ? -errno : SHRANK;
       break;
     }
+    sha256Update(&s, buf, (size_t)n);
     got += (size_t)n;
   }
   if (r == 0) {
-    int x = st.st_mode & S_IXUSR ? 1 : 0;
-    uint8_t len[8], zeros[8] = {0};
-    for (int k = 0; k < 8; k++) len[k] = (uint8_t)((uint64_t)size >> (8 * k));
     size_t pad = (8 - size % 8) % 8;
-    Sha256 s;
-    sha256Init(&s);
-    sha256Update(&s, head[x], headLen[x]);
-    sha256Update(&s, len, 8);
-    sha256Update(&s, buf, size);
     sha256Update(&s, zeros, pad);
     sha256Update(&s, closeTok, closeLen);
     sha256Final(&s, j->hashes + 32 * i);
@@ -105,23 +111,32 @@ static int hashOne(Job *j, const char *p, size_t i, uint8_t *buf) {
   return r;
 }
 
+// Paths claimed at a time: jobs over one batch share it out as they go, so a job with the
+// big files does not keep the others waiting, at one atomic add per few small files.
+#define GRAIN 8
+
 static void execute(napi_env env, void *data) {
   (void)env;
   Job *j = data;
-  uint8_t *buf = malloc(SMALL_MAX);
+  uint8_t *buf = malloc(READ_BUF);
   if (!buf) {
     j->err = ENOMEM;
     return;
   }
-  const char *p = j->paths, *end = j->paths + j->pathBytes;
-  for (size_t i = 0; i < j->count; i++) {
-    const char *z = memchr(p, 0, (size_t)(end - p));
-    if (!z) {
-      j->err = -1;
-      break;
+  for (;;) {
+    size_t from = (size_t)__atomic_fetch_add(j->next, GRAIN, __ATOMIC_RELAXED);
+    if (from >= j->count) break;
+    size_t to = from + GRAIN < j->count ? from + GRAIN : j->count;
+    for (size_t i = from; i < to; i++) {
+      const char *p = j->paths + j->starts[i];
+      const char *z = j->starts[i] < j->pathBytes ? memchr(p, 0, j->pathBytes - j->starts[i]) : NULL;
+      if (!z) {
+        j->err = -1;
+        break;
+      }
+      j->status[2 * i] = (size_t)(z - p) >= PATH_BUF ? -ENAMETOOLONG : hashOne(j, p, i, buf);
     }
-    j->status[2 * i] = (size_t)(z - p) >= PATH_BUF ? -ENAMETOOLONG : hashOne(j, p, i, buf);
-    p = z + 1;
+    if (j->err) break;
   }
   free(buf);
 }
@@ -130,17 +145,19 @@ static void complete(napi_env env, napi_status status, void *data) {
   Job *j = data;
   int failed = status != napi_ok || j->err;
   settleJob(env, j->deferred, failed, j->err == -1 ? "malformed path batch" : j->err ? "out of memory" : "cancelled", j->err == -1 ? "EPLAN" : j->err ? "ENOMEM" : "ECANCELED", "", 0);
-  endJob(env, j->work, j->keep, 5);
+  endJob(env, j->work, j->keep, 7);
   free(j);
 }
 
-// hashFiles(paths: Buffer of zero-ended paths, status: Int32Array (2 per path), sizes:
-// Float64Array, hashes: Buffer (32 bytes per path), canonicalise: boolean, gate: Int32Array
-// | null): Promise<void>, the arrays filled in. The caller must leave them alone until then.
+// hashFiles(paths: Buffer of zero-ended paths, starts: Uint32Array (where each begins), next:
+// Int32Array (claim counter, from 0, shared by every job over this batch), status:
+// Int32Array (2 per path), sizes: Float64Array, hashes: Buffer (32 bytes per path),
+// canonicalise: boolean, gate: Int32Array | null): Promise<void>, the arrays filled in. The
+// caller must leave them alone until every job over the batch has settled.
 static napi_value hashFiles(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) return throwTypeError(env, "hashFiles(paths, status, sizes, hashes, canonicalise, gate)");
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 8) return throwTypeError(env, "hashFiles(paths, starts, next, status, sizes, hashes, canonicalise, gate)");
   Job *j = calloc(1, sizeof(Job));
   if (!j) return throwTypeError(env, "out of memory");
   void *p;
@@ -150,27 +167,30 @@ static napi_value hashFiles(napi_env env, napi_callback_info info) {
   if (!argBuffer(env, argv[0], &p, &n)) goto bad;
   j->paths = p;
   j->pathBytes = n;
-  if (!argTyped(env, argv[1], napi_int32_array, &p, &n) || n % 2) goto bad;
+  if (!argTyped(env, argv[1], napi_uint32_array, &p, &count)) goto bad;
+  j->starts = p;
+  if (!argTyped(env, argv[2], napi_int32_array, &p, &n) || n < 1) goto bad;
+  j->next = p;
+  if (!argTyped(env, argv[3], napi_int32_array, &p, &n) || n != 2 * count) goto bad;
   j->status = p;
-  count = n / 2;
-  if (!argTyped(env, argv[2], napi_float64_array, &p, &n) || n != count) goto bad;
+  if (!argTyped(env, argv[4], napi_float64_array, &p, &n) || n != count) goto bad;
   j->sizes = p;
-  if (!argBuffer(env, argv[3], &p, &n) || n != 32 * count) goto bad;
+  if (!argBuffer(env, argv[5], &p, &n) || n != 32 * count) goto bad;
   j->hashes = p;
   j->count = count;
-  if (napi_get_value_bool(env, argv[4], &flag) != napi_ok) goto bad;
+  if (napi_get_value_bool(env, argv[6], &flag) != napi_ok) goto bad;
   j->canonicalise = flag;
-  if (napi_typeof(env, argv[5], &vt) != napi_ok) goto bad;
+  if (napi_typeof(env, argv[7], &vt) != napi_ok) goto bad;
   if (vt != napi_null) {
-    if (!argTyped(env, argv[5], napi_int32_array, &p, &n) || n < 1) goto bad;
+    if (!argTyped(env, argv[7], napi_int32_array, &p, &n) || n < 1) goto bad;
     j->gate = p;
   }
-  for (int k = 0; k < 4; k++) napi_create_reference(env, argv[k], 1, &j->keep[k]);
-  if (j->gate) napi_create_reference(env, argv[5], 1, &j->keep[4]);
+  for (int k = 0; k < 6; k++) napi_create_reference(env, argv[k], 1, &j->keep[k]);
+  if (j->gate) napi_create_reference(env, argv[7], 1, &j->keep[6]);
   return startJob(env, "drover:hash-files", execute, complete, j, &j->work, &j->deferred);
 bad:
   free(j);
-  return throwTypeError(env, "hashFiles(paths: Buffer, status: Int32Array, sizes: Float64Array, hashes: Buffer, canonicalise: boolean, gate: Int32Array | null)");
+  return throwTypeError(env, "hashFiles(paths: Buffer, starts: Uint32Array, next: Int32Array, status: Int32Array, sizes: Float64Array, hashes: Buffer, canonicalise: boolean, gate: Int32Array | null)");
 }
 
 void registerHashFiles(napi_env env, napi_value exports) {

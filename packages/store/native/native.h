@@ -38,4 +38,5 @@ void registerFileBatch(napi_env env, napi_value exports);
 void registerSyncFs(napi_env env, napi_value exports);
 void registerPathMeta(napi_env env, napi_value exports);
 void registerHashFiles(napi_env env, napi_value exports);
+void registerHashStream(napi_env env, napi_value exports);
 #endif

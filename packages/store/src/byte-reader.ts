@@ -1,5 +1,8 @@
 // Exact-length reads over a byte stream, for the NAR and export parsers.
-import type { Hash as CryptoHash } from 'node:crypto';
+/** What sees consumed bytes: a node:crypto Hash, or a StreamSha256. */
+export interface Tap {
+  update(chunk: Buffer): unknown;
+}
 
 /** Raised when a stream ends before a read is satisfied; parsers turn it into their own error. */
 export class UnexpectedEof extends Error {
@@ -20,7 +23,7 @@ export class ByteReader {
   private done = false;
   /** Bytes consumed so far: the offset named in error messages. */
   offset = 0;
-  taps: CryptoHash[] = [];
+  taps: Tap[] = [];
   /** Counts bytes consumed while set, for NAR sizes. */
   counting = 0;
 

@@ -32,6 +32,8 @@ const HASH_CHUNK = 128;
 const META_CHUNK = 2048;
 /** Fewest paths per native job (libuv's threads take the jobs, all queued at once). */
 const NATIVE_MIN_CHUNK = 4096;
+/** Paths per native hashing job at least: below that one more thread costs more than it saves. */
+const NATIVE_MIN_SHARE = 16;
 
 /** Reused by every hash in this thread: file contents are read through it. */
 const READ_BUF = Buffer.allocUnsafe(1 << 20);
@@ -300,16 +302,22 @@ export class HashPool {
   }
 
   /**
-   * Hashing (and canonicalising, when asked or once the gate is open) single small files in
-   * native jobs (hash-files.c), a job per core: this thread only waits for the hashes.
+   * Hashing (and canonicalising, when asked or once the gate is open) single files of up to
+   * 1 MiB in native jobs (hash-files.c), a job per core over one batch that they share out
+   * path by path as they go (sizes differ): this thread only waits for the hashes.
    */
   private hashNatively(paths: readonly string[], o: Required<PathWork>): Promise<(Done | string)[]> {
     const native = loadNative();
-    return this.viaNative(paths, o, this.threads, async (batch, n) => {
+    return this.viaNative(paths, o, 1, async (batch, n, first) => {
+      const starts = new Uint32Array(n);
+      for (let i = 1, at = 0; i < n; i++) starts[i] = at += Buffer.byteLength(paths[first + i - 1]!) + 1;
+      const next = new Int32Array(1);
       const status = new Int32Array(2 * n);
       const sizes = new Float64Array(n);
       const hashes = Buffer.alloc(32 * n);
-      await native.hashFiles(batch, status, sizes, hashes, o.canonicalise, o.canonicaliseOnceOpen ? this.gate : null);
+      const gate = o.canonicaliseOnceOpen ? this.gate : null;
+      const jobs = Math.max(1, Math.min(this.threads, Math.ceil(n / NATIVE_MIN_SHARE)));
+      await Promise.all(Array.from({ length: jobs }, () => native.hashFiles(batch, starts, next, status, sizes, hashes, o.canonicalise, gate)));
       return (i, p) => {
         const r = status[2 * i]!;
         if (r === 0) return [hashes.toString('hex', 32 * i, 32 * i + 32), sizes[i]!, status[2 * i + 1] === 1 ? 1 : 0];
@@ -328,7 +336,7 @@ export class HashPool {
     paths: readonly string[],
     o: Required<PathWork>,
     jobs: number,
-    job: (batch: Buffer, n: number) => Promise<(i: number, p: string) => Done | string | undefined>,
+    job: (batch: Buffer, n: number, first: number) => Promise<(i: number, p: string) => Done | string | undefined>,
   ): Promise<(Done | string)[]> {
     // A path holding a zero byte would shift every path after it: Node's fs refuses it by name.
     if (paths.some((p) => p.includes('\0'))) return this.inThreads(paths, o);
@@ -341,7 +349,7 @@ export class HashPool {
       // The paths as the C side reads them: each ended by a zero byte.
       const batch = Buffer.from(`${paths.slice(start, end).join('\0')}\0`);
       running.push(
-        job(batch, end - start).then((answer) => {
+        job(batch, end - start, start).then((answer) => {
           for (let i = 0; i < end - start; i++) {
             const a = answer(i, paths[start + i]!);
             if (a === undefined) walk.push(start + i);

@@ -1,9 +1,9 @@
 // Importing a Nix export stream: restore while reading, check, then one registration.
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ExportFormatError } from './errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Hash } from './hash.js';
+import { hashBacklog, StreamSha256 } from './hash-stream.js';
 import { NarRestorer, removeTree } from './nar.js';
 import { parseStorePath } from './store-path.js';
 import { readEntryStart, readTrailer } from './export-format.js';
@@ -35,6 +35,9 @@ export async function importPaths(
   store.cleanStaleTemps();
   const r = new ByteReader(source);
   const items: { tmp: string; info: ValidPathInfo }[] = [];
+  // Each entry's NAR hash, computed on the pool while the stream goes on (hash-stream.ts).
+  const digests: Promise<Buffer>[] = [];
+  let settledDigests = 0;
   const seen = new Set<string>();
   const order: string[] = [];
   const dir = store.tempDir();
@@ -47,7 +50,7 @@ export async function importPaths(
   try {
     for (let n = 1; await readEntryStart(r, what); n++) {
       const start = r.offset;
-      const hasher = createHash('sha256');
+      const hasher = new StreamSha256();
       r.taps.push(hasher);
       const tmp = path.join(dir, String(n));
       try {
@@ -76,7 +79,7 @@ export async function importPaths(
       }
       items.push({
         tmp,
-        info: { path: t.path, narHash: new Hash('sha256', hasher.digest()), narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
+        info: { path: t.path, narHash: PENDING_HASH, narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
       });
       if (early.size < MAX_EARLY_LOCKS && items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
         const l = tryLockOrNot(`${t.path}.lock`);
@@ -84,11 +87,16 @@ export async function importPaths(
       }
       seen.add(t.path);
       order.push(t.path);
+      digests.push(hasher.digest());
+      // Memory stays flat should hashing fall behind: wait for the oldest entries' digests.
+      while (hashBacklog() > MAX_HASH_BACKLOG && settledDigests < digests.length) await digests[settledDigests++];
       opts.onProgress?.({ paths: n, bytes: r.offset });
       flusher.wrote(narSize);
     }
     if (!(await r.atEnd())) throw new ExportFormatError(`${what}: trailing garbage after the end marker at byte ${r.offset}`);
     await restorer.finish(what, () => r.offset);
+    const hashes = await Promise.all(digests);
+    for (let i = 0; i < items.length; i++) items[i]!.info.narHash = new Hash('sha256', hashes[i]!);
   } catch (e) {
     await restorer.settle();
     await flusher.settle();
@@ -106,6 +114,12 @@ export async function importPaths(
   }
   return order;
 }
+
+/** Stands for an entry's NAR hash until its digest is in (before anything is committed). */
+const PENDING_HASH = new Hash('sha256', Buffer.alloc(32));
+
+/** Bytes handed to the hashing threads and not hashed yet, at most, between entries. */
+const MAX_HASH_BACKLOG = 64 << 20;
 
 /**
  * Locks taken while the stream is read, at most: each holds a descriptor until the commit

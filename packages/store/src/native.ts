@@ -10,11 +10,33 @@ export interface Native {
   /** Existence (op 0) or canonicalisation of single files (op 1) of zero-ended paths; results 0, 1 (not one regular file) or -errno. */
   pathMeta(op: 0 | 1, paths: Buffer, results: Int32Array): Promise<void>;
   /**
-   * NAR hashes of single small files (zero-ended paths): status per path (0 hashed, 1 left to
-   * the caller, -errno, or SHRANK) and whether it was canonicalised, NAR sizes, sha256 digests.
+   * NAR hashes of single files up to 1 MiB (zero-ended paths, each starting at its `starts`
+   * entry): status per path (0 hashed, 1 left to the caller, -errno, or SHRANK) and whether it
+   * was canonicalised, NAR sizes, sha256 digests. Several jobs over one batch share it out
+   * through `next` (one counter, from 0).
    */
-  hashFiles(paths: Buffer, status: Int32Array, sizes: Float64Array, hashes: Buffer, canonicalise: boolean, gate: Int32Array | null): Promise<void>;
+  hashFiles(
+    paths: Buffer,
+    starts: Uint32Array,
+    next: Int32Array,
+    status: Int32Array,
+    sizes: Float64Array,
+    hashes: Buffer,
+    canonicalise: boolean,
+    gate: Int32Array | null,
+  ): Promise<void>;
+  /** A SHA-256 hashed on libuv's pool in the order of its updates; see hash-stream.ts. */
+  hashStreamNew(): NativeHashStream;
+  /** Queues the bytes, kept alive until hashed. */
+  hashStreamUpdate(stream: NativeHashStream, data: Buffer): void;
+  /** Bytes queued and not hashed yet, over all streams. */
+  hashStreamBacklog(): number;
+  /** The digest of everything queued, once it is hashed; once per stream. */
+  hashStreamDigest(stream: NativeHashStream): Promise<Buffer>;
 }
+
+/** An opaque handle of the native stream hash. */
+export type NativeHashStream = { readonly __nativeHashStream: unique symbol };
 
 /** hashFiles' status for a file that ended before its size. */
 export const SHRANK = -100000;

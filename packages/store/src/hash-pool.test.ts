@@ -145,15 +145,16 @@ test('checking and canonicalising passes run natively for single files and walk 
   await assert.rejects(pool.run([files[0]!, `${files[1]}\0/etc/passwd`, files[2]!], { hash: true }), (e: unknown) => e instanceof PathReadError && /null bytes/.test(e.message));
 });
 
-test('native hashing of single files equals hashPath at every length around SHA-256 block edges, up to and past the native size limit', async (t) => {
+test('native hashing of single files equals hashPath at every length around SHA-256 block edges and read-buffer edges, up to and past the native size limit, whatever bytes the names hold', async (t) => {
   const s = tempStore('drover-hashpool-');
   t.after(s.cleanup);
   fs.mkdirSync(s.dir, { recursive: true });
   const { randomFillSync } = await import('node:crypto');
   const bytes = randomFillSync(Buffer.alloc((1 << 20) + 1));
-  const sizes = [...Array.from({ length: 300 }, (_, i) => i), 4095, 4096, 4097, (16 << 10) - 1, 16 << 10, (16 << 10) + 1, 65536 + 7, (1 << 20) - 1, 1 << 20, (1 << 20) + 1];
+  const sizes = [...Array.from({ length: 300 }, (_, i) => i), 4095, 4096, 4097, (16 << 10) - 1, 16 << 10, (16 << 10) + 1, 65536 + 7, (128 << 10) - 1, 128 << 10, (128 << 10) + 1, (256 << 10) + 3, (1 << 20) - 1, 1 << 20, (1 << 20) + 1];
   const files = sizes.map((n, i) => {
-    const f = path.join(s.dir, `f${i}`);
+    // Names of several bytes per character: the native jobs find each path by byte offset.
+    const f = path.join(s.dir, i % 3 ? `f${i}` : `f${i}-é-ü-€`);
     fs.writeFileSync(f, bytes.subarray(0, n), { mode: i % 2 ? 0o755 : 0o644 });
     return f;
   });

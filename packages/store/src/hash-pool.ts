@@ -392,7 +392,8 @@ export class HashPool {
   /** One pass over `paths` in the worker threads. */
   private async feedAll(paths: readonly string[], o: Required<PathWork>, raw: (Done | string)[]): Promise<void> {
     if (this.closed) throw new Error('the hash pool is closed');
-    while (this.workers.length < this.threads) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { droverHashPool: true, gate: this.gate } }));
+    // By name, not import.meta.url: in the CLI's bundle that would be the whole CLI.
+    while (this.workers.length < this.threads) this.workers.push(new Worker(new URL('./hash-pool.js', import.meta.url), { workerData: { droverHashPool: true, gate: this.gate } }));
     const n = paths.length;
     const threads = this.workers.length;
     // A short pass (export hashes a window of paths at a time) is cut finer, so every thread gets some.

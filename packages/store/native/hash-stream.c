@@ -31,6 +31,8 @@ typedef struct {
   int busy;
   // Set by digest() while a job runs; resolved with the digest once everything is hashed.
   napi_deferred digest;
+  // Set by settle() while a job runs; resolved once everything handed over is hashed.
+  napi_deferred settle;
   int finished;
   // The handle was collected while a job ran: the last job's end frees the stream.
   int orphaned;
@@ -90,6 +92,12 @@ static void complete(napi_env env, napi_status status, void *data) {
   if (s->queued.count > 0 && (s->digest || !s->orphaned)) {
     startWork(env, s);
     return;
+  }
+  if (s->settle) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, s->settle, undef);
+    s->settle = NULL;
   }
   if (s->digest) {
     napi_deferred d = s->digest;
@@ -177,9 +185,29 @@ static napi_value streamDigest(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// hashStreamSettle(stream): a promise resolved once everything handed over so far is hashed.
+static napi_value streamSettle(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], promise, undef;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  Stream *s = argc == 1 ? argStream(env, argv[0]) : NULL;
+  if (!s) return throwTypeError(env, "hashStreamSettle(stream)");
+  if (s->settle) return throwTypeError(env, "hashStreamSettle: already waiting");
+  napi_deferred d;
+  napi_create_promise(env, &d, &promise);
+  if (s->busy) {
+    s->settle = d;
+  } else {
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, d, undef);
+  }
+  return promise;
+}
+
 void registerHashStream(napi_env env, napi_value exports) {
   exportFunction(env, exports, "hashStreamNew", streamNew);
   exportFunction(env, exports, "hashStreamBacklog", streamBacklog);
   exportFunction(env, exports, "hashStreamUpdate", streamUpdate);
   exportFunction(env, exports, "hashStreamDigest", streamDigest);
+  exportFunction(env, exports, "hashStreamSettle", streamSettle);
 }

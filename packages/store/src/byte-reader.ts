@@ -2,6 +2,8 @@
 /** What sees consumed bytes: a node:crypto Hash, or a StreamSha256. */
 export interface Tap {
   update(chunk: Buffer): unknown;
+  /** A promise to await before more is read, when the tap has fallen behind. */
+  backlogged?(): Promise<void> | undefined;
 }
 
 /** Raised when a stream ends before a read is satisfied; parsers turn it into their own error. */
@@ -37,6 +39,7 @@ export class ByteReader {
 
   private async fill(): Promise<boolean> {
     if (this.done) return false;
+    for (const t of this.taps) await t.backlogged?.();
     for (;;) {
       const r = await this.it.next();
       if (r.done) {

@@ -73,3 +73,17 @@ test('a digest asked for still arrives when its handle is collected meanwhile; a
     return h.digest();
   }, /digest was asked for already/);
 });
+
+test('a stream past its backlog limit makes its reader wait until what it was given is hashed', async () => {
+  const data = randomBytes(16 << 20);
+  const h = new StreamSha256();
+  assert.equal(h.backlogged(), undefined, 'nothing pending: no wait');
+  for (let i = 0; i < data.length; i += 1 << 20) h.update(Buffer.from(data.subarray(i, i + (1 << 20))));
+  assert.equal(h.backlogged(64 << 20), undefined, 'under the limit: no wait');
+  const wait = h.backlogged(0);
+  assert.ok(wait instanceof Promise, 'over the limit: a wait');
+  await wait;
+  assert.equal(hashBacklog(), 0, 'the wait ends once everything given is hashed');
+  h.update(data.subarray(0, 5));
+  assert.equal((await h.digest()).toString('hex'), sha256(data, data.subarray(0, 5)));
+});

@@ -6,6 +6,9 @@ export function hashBacklog(): number {
   return loadNative().hashStreamBacklog();
 }
 
+/** Bytes handed over and not hashed yet, over all streams, beyond which readers wait. */
+const MAX_BACKLOG = 64 << 20;
+
 /**
  * Takes the same `update(buffer)` calls as a node:crypto Hash and hashes on libuv's pool, so
  * the caller goes on parsing while the bytes are hashed. The buffers are kept until hashed:
@@ -30,6 +33,17 @@ export class StreamSha256 {
     this.held = b;
     this.heldStart = b.byteOffset;
     this.heldEnd = b.byteOffset + b.length;
+  }
+
+  /**
+   * When the bytes handed over and not hashed yet (over all streams) exceed `limit`: a promise
+   * that settles once this stream's are hashed. A reader awaits it before reading on, so
+   * memory stays bounded should hashing fall behind (a slow CPU under a fast disk).
+   */
+  backlogged(limit = MAX_BACKLOG): Promise<void> | undefined {
+    if (this.native.hashStreamBacklog() <= limit) return undefined;
+    this.flush();
+    return this.native.hashStreamSettle(this.handle);
   }
 
   /** The digest of everything given, once the pool has hashed it. Call once. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ExportFormatError } from './errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Hash } from './hash.js';
-import { hashBacklog, StreamSha256 } from './hash-stream.js';
+import { StreamSha256 } from './hash-stream.js';
 import { NarRestorer, removeTree } from './nar.js';
 import { parseStorePath } from './store-path.js';
 import { readEntryStart, readTrailer } from './export-format.js';
@@ -35,9 +35,9 @@ export async function importPaths(
   store.cleanStaleTemps();
   const r = new ByteReader(source);
   const items: { tmp: string; info: ValidPathInfo }[] = [];
-  // Each entry's NAR hash, computed on the pool while the stream goes on (hash-stream.ts).
+  // Each entry's NAR hash, computed on the pool while the stream goes on (hash-stream.ts;
+  // the reader waits, should hashing fall behind).
   const digests: Promise<Buffer>[] = [];
-  let settledDigests = 0;
   const seen = new Set<string>();
   const order: string[] = [];
   const dir = store.tempDir();
@@ -88,8 +88,6 @@ export async function importPaths(
       seen.add(t.path);
       order.push(t.path);
       digests.push(hasher.digest());
-      // Memory stays flat should hashing fall behind: wait for the oldest entries' digests.
-      while (hashBacklog() > MAX_HASH_BACKLOG && settledDigests < digests.length) await digests[settledDigests++];
       opts.onProgress?.({ paths: n, bytes: r.offset });
       flusher.wrote(narSize);
     }
@@ -117,9 +115,6 @@ export async function importPaths(
 
 /** Stands for an entry's NAR hash until its digest is in (before anything is committed). */
 const PENDING_HASH = new Hash('sha256', Buffer.alloc(32));
-
-/** Bytes handed to the hashing threads and not hashed yet, at most, between entries. */
-const MAX_HASH_BACKLOG = 64 << 20;
 
 /**
  * Locks taken while the stream is read, at most: each holds a descriptor until the commit

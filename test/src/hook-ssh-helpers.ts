@@ -147,7 +147,7 @@ export function allValidLocally(farm: Farm): string[] {
 export function validOnMachine(m: SshMachine, paths: string[]): string[] {
   if (paths.length === 0) return [];
   const r = m.run([path.join(BIN_DIR, 'drover-store'), 'query', '--print-invalid', ...paths]);
-  if (r.status !== 0) throw new Error(`query on ${m.name} failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`query on ${m.name} failed (${r.signal ?? `exit ${r.status}`}): ${r.stderr}`);
   const invalid = new Set(r.stdout.split('\n').filter((l) => l));
   return paths.filter((p) => !invalid.has(p));
 }

@@ -220,7 +220,7 @@ export class SshMachine {
    * Runs a command with this machine's view of the store (a fresh namespace with the same
    * bind mounts and environment), whether or not its sshd runs.
    */
-  run(argv: string[], opts: { input?: string | Buffer } = {}): { status: number | null; stdout: string; stderr: string } {
+  run(argv: string[], opts: { input?: string | Buffer } = {}): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
     const script = `${this.mounts()} && exec ${argv.map(sh).join(' ')}`;
     const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
       env: { ...process.env, ...this.remoteEnv() },
@@ -228,7 +228,7 @@ export class SshMachine {
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,
     });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   }
 
   /** Store paths present on this machine's disk (valid or not), by name. */

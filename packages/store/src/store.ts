@@ -2,7 +2,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { loadNative, type NativeError } from './native.js';
 import { StoreDb, type DbOpenMode, type ValidPathInfo } from './db.js';
 import { resolveConfig, type StoreConfig } from './config.js';
@@ -337,7 +336,8 @@ export async function syncFileSystem(p: string): Promise<void> {
     await loadNative().syncFs(p);
   } catch (e) {
     // A sandbox without syncfs(2) (seccomp, gVisor): sync(2) flushes every file system.
-    if ((e as NativeError).code === 'ENOSYS' && spawnSync('sync', { stdio: 'ignore' }).status === 0) return;
+    // (child_process loaded only here: it costs every command ~2 ms of start-up.)
+    if ((e as NativeError).code === 'ENOSYS' && (await import('node:child_process')).spawnSync('sync', { stdio: 'ignore' }).status === 0) return;
     throw new DroverError(`cannot flush the store's file system to disk: ${(e as Error).message}, ${(e as NativeError).syscall} '${p}'`, 1, { cause: e });
   }
 }

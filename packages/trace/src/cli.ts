@@ -1,12 +1,27 @@
-// The drover-trace command line: parses argv with yargs, runs the library, maps errors to exit codes.
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+// The drover-trace command line: parses argv (its everyday forms by hand, the rest and --help
+// with yargs), runs the library, maps errors to exit codes.
 import { TraceError } from './errors.js';
+import { parseFast, type TraceArgs } from './fast-argv.js';
 import { FORMATS, runTrace, type Format } from './run.js';
 
 async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const parsed = parseFast(args) ?? (await parseWithYargs(args));
+  if (typeof parsed === 'number') return parsed;
+  return runTrace({
+    ...(parsed.format ? { format: parsed.format } : {}),
+    ...(parsed.history ? { history: parsed.history } : {}),
+    logs: parsed.logs,
+    inputs: parsed.inputs,
+  });
+}
+
+/** The options, or the exit code of a usage error or of --help. */
+async function parseWithYargs(args: string[]): Promise<TraceArgs | number> {
+  // Loaded only here: see fast-argv.ts.
+  const { default: yargs } = await import('yargs');
   let usageError: string | null = null;
-  const argv = await yargs(hideBin(process.argv))
+  const argv = await yargs(args)
     .scriptName('drover-trace')
     .usage('$0 [--format tty|plain|json|summary] [--history FILE] [--logs] [FILE...|-]\n\nReads build traces of drover, Nix (0.16, 1.x, internal-json) and Guix; shows what is happening and what happened.')
     .option('format', { alias: 'f', choices: FORMATS, describe: 'output: tty (default on a terminal), plain (default otherwise), json, summary' })
@@ -25,12 +40,12 @@ async function main(): Promise<number> {
     process.stderr.write(`drover-trace: error: ${usageError}\nTry 'drover-trace --help'.\n`);
     return 2;
   }
-  return runTrace({
+  return {
     ...(argv.format ? { format: argv.format as Format } : {}),
     ...(argv.history ? { history: argv.history } : {}),
     logs: argv.logs,
     inputs: argv._.map(String),
-  });
+  };
 }
 
 main().then(

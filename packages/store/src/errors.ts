@@ -73,10 +73,20 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
   // A reader that went away (`| head`) ends the output, quietly, as it ends `cat`; without a
   // listener the write's EPIPE would be an uncaught error with a stack trace.
   // A command that owns stdout's errors (drover-hook-ssh serve's session) handles them itself.
+  let finished = false;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (process.stdout.listenerCount('error') > 1) return;
     if (e.code !== 'EPIPE') throw e;
+    finished = true;
     process.exit(process.exitCode ?? 0);
+  });
+  // A command whose work stopped without settling (nothing left to wake it: a bug) would
+  // otherwise leave with status 0, as if it had succeeded. ('beforeExit' is the loop running
+  // dry; an explicit exit, such as yargs' after --help, does not emit it.)
+  process.once('beforeExit', () => {
+    if (finished) return;
+    process.stderr.write(`${tool}: error: internal error: the command stopped before it finished\n`);
+    process.exitCode = 1;
   });
   let code = 0;
   try {
@@ -94,6 +104,7 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
       code = 1;
     }
   }
+  finished = true;
   process.exitCode = code;
   // Let stdout drain before leaving: a piped reader must get every line.
   await new Promise<void>((resolve) => {

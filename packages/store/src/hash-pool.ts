@@ -317,7 +317,10 @@ export class HashPool {
       const hashes = Buffer.alloc(32 * n);
       const gate = o.canonicaliseOnceOpen ? this.gate : null;
       const jobs = Math.max(1, Math.min(this.threads, Math.ceil(n / NATIVE_MIN_SHARE)));
-      await Promise.all(Array.from({ length: jobs }, () => native.hashFiles(batch, starts, next, status, sizes, hashes, o.canonicalise, gate)));
+      // Every job is waited for, failed or not: one that failed must not leave the others
+      // canonicalising files after the command has given up.
+      const settled = await Promise.allSettled(Array.from({ length: jobs }, () => native.hashFiles(batch, starts, next, status, sizes, hashes, o.canonicalise, gate)));
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
       return (i, p) => {
         const r = status[2 * i]!;
         if (r === 0) return [hashes.toString('hex', 32 * i, 32 * i + 32), sizes[i]!, status[2 * i + 1] === 1 ? 1 : 0];

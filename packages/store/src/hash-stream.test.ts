@@ -87,3 +87,42 @@ test('a stream past its backlog limit makes its reader wait until what it was gi
   h.update(data.subarray(0, 5));
   assert.equal((await h.digest()).toString('hex'), sha256(data, data.subarray(0, 5)));
 });
+
+test("a reader waits for the backlog of earlier streams too, not only its own stream's", async () => {
+  const block = randomBytes(1 << 20);
+  const earlier = Array.from({ length: 256 }, () => {
+    const h = new StreamSha256();
+    h.update(block);
+    return h.digest();
+  });
+  const fresh = new StreamSha256();
+  const wait = fresh.backlogged(8 << 20);
+  assert.ok(wait instanceof Promise, 'a new stream with nothing of its own still waits: 256 MiB are pending');
+  await wait;
+  assert.ok(hashBacklog() <= 4 << 20, `down to half the limit (${hashBacklog()} bytes pending)`);
+  for (const d of await Promise.all(earlier)) assert.equal(d.toString('hex'), sha256(block));
+});
+
+test('a worker thread torn down while its digest is pending takes nothing else down', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const url = new URL('./hash-stream.js', import.meta.url).href;
+  const w = new Worker(
+    `import { StreamSha256 } from ${JSON.stringify(url)};
+     import { parentPort } from 'node:worker_threads';
+     const block = Buffer.alloc(1 << 20, 7);
+     const h = new StreamSha256();
+     for (let i = 0; i < 256; i++) h.update(Buffer.from(block));
+     h.digest();
+     parentPort.postMessage('asked');`,
+    { eval: true, type: 'module' } as never,
+  );
+  await new Promise<void>((resolve, reject) => {
+    w.once('message', () => resolve());
+    w.once('error', reject);
+  });
+  await w.terminate();
+  // Still here, and hashing still works in this thread.
+  const h = new StreamSha256();
+  h.update(Buffer.from('after'));
+  assert.equal((await h.digest()).toString('hex'), sha256(Buffer.from('after')));
+});

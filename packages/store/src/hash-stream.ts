@@ -36,14 +36,15 @@ export class StreamSha256 {
   }
 
   /**
-   * When the bytes handed over and not hashed yet (over all streams) exceed `limit`: a promise
-   * that settles once this stream's are hashed. A reader awaits it before reading on, so
-   * memory stays bounded should hashing fall behind (a slow CPU under a fast disk).
+   * When the bytes handed over and not hashed yet, over all streams, exceed `limit`: a promise
+   * that settles once they are down to half of it. A reader awaits it before reading on, so
+   * memory stays bounded should hashing fall behind (a slow CPU under a fast disk), whether
+   * the backlog is one big NAR's or that of many small ones before it.
    */
   backlogged(limit = MAX_BACKLOG): Promise<void> | undefined {
     if (this.native.hashStreamBacklog() <= limit) return undefined;
     this.flush();
-    return this.native.hashStreamSettle(this.handle);
+    return this.native.hashStreamDrain(limit / 2);
   }
 
   /** The digest of everything given, once the pool has hashed it. Call once. */

@@ -33,8 +33,8 @@ export interface Native {
   hashStreamBacklog(): number;
   /** The digest of everything queued, once it is hashed; once per stream. */
   hashStreamDigest(stream: NativeHashStream): Promise<Buffer>;
-  /** Settles once everything queued so far is hashed; one wait at a time. */
-  hashStreamSettle(stream: NativeHashStream): Promise<void>;
+  /** Settles once at most `limit` bytes, over all streams, are queued and not hashed. */
+  hashStreamDrain(limit: number): Promise<void>;
 }
 
 /** An opaque handle of the native stream hash. */

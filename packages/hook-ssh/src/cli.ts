@@ -220,4 +220,5 @@ async function main(): Promise<number> {
   return withYargs();
 }
 
-await runMain(TOOL, main);
+// Not awaited: the bundle is CommonJS (tools/bundle-cli.js), and runMain exits by itself.
+void runMain(TOOL, main);

@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import "../dist/cli.js";
+// CommonJS (bin/package.json): see @drover/store's bin/launch.cjs.
+require('@drover/store/launch')(__dirname);

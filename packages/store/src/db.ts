@@ -24,6 +24,24 @@ const UPSERT_HEAD = 'insert into ValidPaths (path, hash, registrationTime, deriv
 const UPSERT_ROW = '(?, ?, ?, ?, ?, null, null, ?)';
 const UPSERT_TAIL = 'on conflict (path) do update set narSize = excluded.narSize, hash = excluded.hash, ultimate = null, sigs = null, ca = excluded.ca';
 const REFS_HEAD = 'insert or ignore into Refs (referrer, reference) values';
+/**
+ * better-sqlite3's compiled addon by its path when it is where its build puts it: otherwise
+ * each open looks for it with the 'bindings' package, which probes a dozen places (1-3 ms
+ * of every command that opens the DB).
+ */
+function sqliteBinding(): { nativeBinding?: string } {
+  if (sqliteAddon === undefined) {
+    try {
+      const at = createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
+      sqliteAddon = fs.existsSync(at) ? at : null;
+    } catch {
+      sqliteAddon = null;
+    }
+  }
+  return sqliteAddon ? { nativeBinding: sqliteAddon } : {};
+}
+let sqliteAddon: string | null | undefined;
+
 const SCHEMA_SQL = fs.readFileSync(new URL('../sql/schema.sql', import.meta.url), 'utf8');
 // drover's own tables (FailedPaths): Nix never reads them, and they survive Nix opening the DB.
 const DROVER_SCHEMA_SQL = fs.readFileSync(new URL('../sql/drover-schema.sql', import.meta.url), 'utf8');
@@ -112,6 +130,7 @@ export class StoreDb {
     const schemaFile = path.join(dbDir, 'schema');
     // Loaded here, not at import: commands that never open the DB start faster without it.
     const sqlite = () => createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    const binding = sqliteBinding();
     if (mode !== 'create') {
       // Nix creates the DB whenever it opens a store; a reading drover command does not (its
       // manual says verify and the queries change nothing), so a mistyped --state-dir is
@@ -126,7 +145,7 @@ export class StoreDb {
         }
         // An empty store, in memory: every path is invalid, as in a store never written to
         // (a build hook asks a fresh remote machine which paths it lacks).
-        this.db = new (sqlite())(':memory:');
+        this.db = new (sqlite())(':memory:', binding);
         this.db.exec(SCHEMA_SQL);
         this.db.exec(DROVER_SCHEMA_SQL);
         this.db.exec('create temp table if not exists Walk (id integer primary key)');
@@ -148,7 +167,7 @@ export class StoreDb {
     let db: Database.Database | undefined;
     try {
       // Nix waits an hour on a busy DB; a build farm's registrations can queue that long.
-      db = new (sqlite())(dbFile, { timeout: 3_600_000 });
+      db = new (sqlite())(dbFile, { timeout: 3_600_000, ...binding });
       this.db = db;
       if (mode === 'create') this.db.pragma('journal_mode = wal');
       this.db.pragma('synchronous = normal');

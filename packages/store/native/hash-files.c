@@ -19,8 +19,8 @@
 #include "sha256.h"
 
 #define PATH_BUF 4097
-// Bigger files go to the caller's worker threads: these jobs share a batch out by count, and
-// one job left with most of its bytes would keep the others waiting.
+// Bigger files are left to the caller's worker threads (one thread hashes one file either way;
+// the limit was only raised as far as it was measured).
 #define NATIVE_MAX (1 << 20)
 #define READ_BUF (128 << 10)
 // A file that ended before its size: it changed while being hashed.

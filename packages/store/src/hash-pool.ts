@@ -331,9 +331,10 @@ export class HashPool {
   }
 
   /**
-   * Runs `job` over the paths in at most `jobs` native jobs, all queued at once. A job
-   * answers for each of its paths: a result, or undefined for a path that is not one small
-   * regular file (a directory, a symlink, a big file), which then goes through the threads' walk.
+   * Runs `job` over the paths cut into at most `jobs` batches, all started at once (a batch
+   * may run several native jobs itself, as hashing does). A batch answers for each of its
+   * paths: a result, or undefined for a path that is not one small regular file (a
+   * directory, a symlink, a big file), which then goes through the threads' walk.
    */
   private async viaNative(
     paths: readonly string[],

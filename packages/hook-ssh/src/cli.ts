@@ -17,6 +17,7 @@ interface Globals {
 }
 
 const GLOBAL_OPTIONS = ['machines', 'store-dir', 'state-dir'] as const;
+const COMMANDS = ['status', 'check', 'serve', 'agent', 'help'];
 const AGENT_OPTIONS = ['socket', 'idle'] as const;
 
 /**
@@ -154,9 +155,9 @@ async function withYargs(): Promise<number> {
       'answer build requests on stdin (the build hook protocol)',
       (y) =>
         y
-          .positional('thisSystem', { type: 'string', demandOption: true })
-          .positional('maxSilentTime', { type: 'string', demandOption: true })
-          .positional('printBuildTrace', { type: 'string', demandOption: true }),
+          .positional('thisSystem', { type: 'string', demandOption: true, describe: 'THIS_SYSTEM: the local system, e.g. x86_64-linux' })
+          .positional('maxSilentTime', { type: 'string', demandOption: true, describe: 'MAX_SILENT_TIME: seconds a remote build may print nothing (0: no limit)' })
+          .positional('printBuildTrace', { type: 'string', demandOption: true, describe: 'PRINT_BUILD_TRACE: 1 prints `@ build-remote DRV URI`, 0 does not' }),
       async (argv) => {
         const a = argv as unknown as Globals & { thisSystem: string; maxSilentTime: string; printBuildTrace: string };
         code = await runHook(a, a.thisSystem, a.maxSilentTime, a.printBuildTrace);
@@ -193,6 +194,17 @@ async function withYargs(): Promise<number> {
         code = await runAgentCommand(a, { start: a.start ?? false, socket: a.socket, idle: a.idle });
       },
     )
+    .epilog(
+      'Machines file, one machine a line (`#` comments, `-` for an empty field):\n' +
+        '  URI SYSTEMS SSH_KEY MAX_JOBS SPEED_FACTOR\n' +
+        '      SUPPORTED_FEATURES MANDATORY_FEATURES HOST_KEY_BASE64\n' +
+        '  ssh://me@big.example x86_64-linux /home/me/.ssh/farm 8 2 kvm,big-parallel\n\n' +
+        'Use: drover-build --build-hook drover-hook-ssh DRV...\n\n' +
+        'Exit status: 0 built (status, check: done); 1 failure (check: a machine\n' +
+        'failed); 2 usage error or malformed input; 100 the build failed on the remote.\n\n' +
+        'Settings (DROVER_HOOK_SSH_*, DROVER_SSHOPTS) and URI options: see the manual,\n' +
+        'packages/hook-ssh/README.md.',
+    )
     .strict()
     .strictOptions()
     .help()
@@ -213,9 +225,16 @@ async function main(): Promise<number> {
     return runAgentCommand(q.globals, { start: q.agent.start, socket: q.agent.socket, idle: Number(idle) });
   }
   if (agentOpts) return withYargs();
-  if (q && q.positionals.length === 3 && !['status', 'check', 'serve', 'help'].includes(q.positionals[0]!)) {
+  if (q && q.positionals.length === 3 && !COMMANDS.includes(q.positionals[0]!)) {
     const [sys, mst, pbt] = q.positionals as [string, string, string];
     return runHook(q.globals, sys, mst, pbt);
+  }
+  // yargs would read these as the hook's three positionals and say "Not enough non-option
+  // arguments: got 1, need at least 3": a mistyped `statsu` deserves its own name.
+  if (q && q.positionals.length < 3 && !COMMANDS.includes(q.positionals[0] ?? '')) {
+    const expected = `status, check, serve, agent, or THIS_SYSTEM MAX_SILENT_TIME PRINT_BUILD_TRACE (see ${TOOL} --help)`;
+    if (q.positionals.length === 2) throw new UsageError(`the hook takes 3 arguments, THIS_SYSTEM MAX_SILENT_TIME PRINT_BUILD_TRACE; got 2: '${q.positionals.join(' ')}'`);
+    throw new UsageError(`${q.positionals.length === 0 ? 'no command given' : `unknown command '${q.positionals[0]}'`}: expected ${expected}`);
   }
   return withYargs();
 }

@@ -11,6 +11,7 @@ import { engineFor } from './remote-engine.js';
 import { controlPath, SshKeyError, sshKeyProblem } from './ssh.js';
 import { buildRemoteLine } from '@drover/worker/trace-lines';
 import { openSession, runRemoteBuild } from './session-client.js';
+import { printable } from './printable.js';
 
 export interface HookOptions {
   thisSystem: string;
@@ -59,7 +60,7 @@ export class Hook {
   }
 
   private message(line: string): void {
-    this.o.stderr(`drover-hook-ssh: ${line.replace(/\n/g, '\n  ')}\n`);
+    this.o.stderr(`drover-hook-ssh: ${printable(line)}\n`);
   }
 
   private ctx(settings: HookSettings): RemoteContext {
@@ -230,10 +231,11 @@ export class Hook {
     } catch (e) {
       if (e instanceof RemoteError) {
         if (e.backOff) this.health.recordFailure(m, e.message);
-        throw new DroverError(`building '${req.drvPath}' on ${m.uri} failed: ${e.message}`, 1);
+        // Printed by runMain on the stderr the scheduler reads: the remote's words in it must not start a line of their own.
+        throw new DroverError(printable(`building '${req.drvPath}' on ${m.uri} failed: ${e.message}`), 1);
       }
       // Not the machine's fault: no back-off, the next request sees the fixed file at once.
-      if (e instanceof SshKeyError) throw new DroverError(`building '${req.drvPath}' on ${m.uri} failed: ${e.message}`, 1);
+      if (e instanceof SshKeyError) throw new DroverError(printable(`building '${req.drvPath}' on ${m.uri} failed: ${e.message}`), 1);
       throw e;
     } finally {
       store.close();

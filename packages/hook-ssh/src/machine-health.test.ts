@@ -36,3 +36,21 @@ test('failures are remembered across instances and cleared by a success', () => 
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('a damaged failure record (cut short, edited, not JSON) counts as none, and the next failure starts a fresh one', () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-health-'));
+  try {
+    const [m] = parseMachines('ssh://a');
+    const h = new MachineHealth(d, { base: 5, max: 100 }, () => 1_000_000);
+    fs.mkdirSync(h.dir, { recursive: true });
+    for (const text of ['{"failures":2,"retryAt":9000000}', '{"failures":"x","lastFailure":1,"retryAt":9e99,"lastError":"e"}', 'null', '{"failures":1,', '[1]']) {
+      fs.writeFileSync(path.join(h.dir, `${m!.id}.json`), text);
+      assert.equal(h.get(m!), undefined, text);
+      assert.equal(h.backingOff(m!), undefined, text);
+    }
+    assert.equal(h.recordFailure(m!, 'refused').failures, 1);
+    assert.deepEqual(h.get(m!), { failures: 1, lastFailure: 1_000_000, retryAt: 1_005_000, lastError: 'refused' });
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});

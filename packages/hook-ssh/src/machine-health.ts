@@ -44,9 +44,12 @@ export class MachineHealth {
 
   get(m: Machine): HealthRecord | undefined {
     try {
-      const r = JSON.parse(fs.readFileSync(this.file(m), 'utf8')) as HealthRecord;
-      if (typeof r.failures !== 'number' || typeof r.retryAt !== 'number') return undefined;
-      return r;
+      const r = JSON.parse(fs.readFileSync(this.file(m), 'utf8')) as Partial<HealthRecord> | null;
+      // A record someone edited or cut short is no record: status would print "NaNh ago: undefined".
+      if (!r || typeof r !== 'object') return undefined;
+      const { failures, lastFailure, retryAt, lastError } = r;
+      if (![failures, lastFailure, retryAt].every((n) => typeof n === 'number' && Number.isFinite(n)) || typeof lastError !== 'string') return undefined;
+      return { failures: failures!, lastFailure: lastFailure!, retryAt: retryAt!, lastError };
     } catch {
       return undefined;
     }

@@ -102,6 +102,8 @@ const BAD: [string, RegExp][] = [
   ['ssh://h x86_64-linux - 1 1e400', /field 5 \(SPEED_FACTOR\)/],
   ['ssh://h x86_64-linux relative/key', /field 3 \(SSH_KEY\): SSH key 'relative\/key' is not an absolute path/],
   ['ssh://h x86_64-linux - 1 1 kvm;rm -', /field 6 \(SUPPORTED_FEATURES\): feature 'kvm;rm'/],
+  ['ssh://a x86_64-linux ; ssh://b x86_64-linux', /field 3 \(SSH_KEY\): SSH key ';' is not an absolute path; a machines file has one machine a line \(';' separates machines only in nix\.conf's builders setting\)$/],
+  ['ssh://a x86_64-linux;ssh://b', /field 2 \(SYSTEMS\): system 'x86_64-linux;ssh:\/\/b' has characters .*; a machines file has one machine a line/],
   ['ssh://h x86_64-linux - 1 1 - a$b', /field 7 \(MANDATORY_FEATURES\): feature 'a\$b'/],
   ['ssh://h x86_64-linux - 1 1 - - not-base64!', /field 8 \(HOST_KEY_BASE64\): 'not-base64!' is not base64/],
   [`ssh://h x86_64-linux - 1 1 - - ${Buffer.from('hello world').toString('base64')}`, /field 8 \(HOST_KEY_BASE64\).*does not decode to a public key line/],

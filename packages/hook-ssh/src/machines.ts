@@ -140,8 +140,13 @@ export function parseMachineLine(raw: string, file: string, line: number): Machi
     const v = fields[i];
     return v === undefined || v === '-' ? undefined : v;
   };
+  // nix.conf's `builders = a … ; b …` separates machines by ';', which a machines file does not:
+  // a value copied from there would otherwise be refused for a reason that hides the cause.
   const bad = (i: number, msg: string): MachinesFileError =>
-    new MachinesFileError(`${where}, field ${i + 1} (${FIELD_NAMES[i]}): ${msg}`);
+    new MachinesFileError(
+      `${where}, field ${i + 1} (${FIELD_NAMES[i]}): ${msg}` +
+        (fields[i]?.includes(';') ? `; a machines file has one machine a line (';' separates machines only in nix.conf's builders setting)` : ''),
+    );
 
   const uriField = fields[0]!;
   if (uriField === '-') throw bad(0, "the URI cannot be '-'");

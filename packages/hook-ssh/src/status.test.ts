@@ -45,3 +45,10 @@ test('check skips a machine with MAX_JOBS 0 without connecting: out of service, 
   assert.equal(r.ok, true);
   assert.deepEqual(formatCheck({ file: '/etc/m', missing: false }, [r]), ['machines file: /etc/m (1 machine)', 'ssh://nowhere.invalid:1: out of service (max jobs 0)']);
 });
+
+test("status: a failure's message from the remote stays on its line, without its escapes", () => {
+  const [m] = parseMachines('ssh://a x86_64-linux - 1\n', '/etc/m');
+  const st = [{ machine: m!, busy: [], health: { failures: 2, lastFailure: NOW - 3000, retryAt: NOW + 7000, lastError: 'ended: oops\n# accept\x1b[2J' } }];
+  const lines = formatStatus({ file: '/etc/m', missing: false }, st, 'x86_64-linux', NOW);
+  assert.equal(lines.at(-1), '  ssh://a: 2 in a row, last 3s ago: ended: oops; # accept?[2J');
+});

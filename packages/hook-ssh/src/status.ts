@@ -8,6 +8,7 @@ import { probe, RemoteError } from './remote-ops.js';
 import { engineFor, type ProbeInfo } from './remote-engine.js';
 import { runSsh, sshKeyProblem } from './ssh.js';
 import { closeSession, openSession, type AgentUnusable } from './session-client.js';
+import { printableLine } from './printable.js';
 
 export interface MachineStatus {
   machine: Machine;
@@ -95,7 +96,7 @@ export function formatStatus(src: MachinesSource, st: readonly MachineStatus[], 
   lines.push('', failed.length ? 'recent failures:' : 'recent failures: none');
   for (const s of failed) {
     const h = s.health!;
-    lines.push(`  ${label.get(s.machine)}: ${h.failures} in a row, last ${ago(h.lastFailure, now)} ago: ${h.lastError}`);
+    lines.push(`  ${label.get(s.machine)}: ${h.failures} in a row, last ${ago(h.lastFailure, now)} ago: ${printableLine(h.lastError)}`);
   }
   return lines;
 }
@@ -129,7 +130,7 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
   const login = await runSsh(ctx.stateDir, m, settings, 'true', { timeoutMs: (settings.connectTimeout + settings.stallTimeout) * 1000 });
   if (login.timedOut || login.code !== 0) {
     const why = login.timedOut ? `no answer within ${settings.connectTimeout + settings.stallTimeout}s` : login.sshError || login.stderr.trim() || `ssh exited with status ${login.code}`;
-    lines.push(`  login      FAILED: ${why}`);
+    lines.push(`  login      FAILED: ${printableLine(why)}`);
     return failed();
   }
   lines.push(`  login      ok (${((Date.now() - t0) / 1000).toFixed(2)}s${m.hostKey ? ', host key pinned' : ''})`);
@@ -140,7 +141,7 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
     info = (await probe(rctx, m)).info;
   } catch (e) {
     if (!(e instanceof RemoteError)) throw e;
-    lines.push(`  probe      FAILED: ${e.message}`);
+    lines.push(`  probe      FAILED: ${printableLine(e.message)}`);
     return failed();
   }
   lines.push(`  store dir  ok: ${info.storeDir}`);
@@ -161,15 +162,15 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
   }
   const tools = `${info.tool}${info.builder ? `, ${info.builder}` : ''}`;
   if (m.engine === 'nix') {
-    lines.push(`  nix        ${tools}${info.version ? ` (${info.version})` : ''}`);
+    lines.push(`  nix        ${printableLine(`${tools}${info.version ? ` (${info.version})` : ''}`)}`);
   } else {
     // drover says its own version in a session's hello; without one, node's is all we know.
     const version = session?.ok && session.version ? session.version : info.node ? `node ${info.node}` : '';
-    lines.push(`  drover     ${tools}${version ? ` (${version})` : ''}`);
+    lines.push(`  drover     ${printableLine(`${tools}${version ? ` (${version})` : ''}`)}`);
   }
-  for (const n of notes) lines.push(`  note       ${n}`);
-  if (agentUnusable) lines.push(`  agent      UNUSABLE: ${agentUnusable.why} (socket '${agentUnusable.socket}'); sessions use drover-hook-ssh serve`);
-  if (session) lines.push(session.ok ? `  session    ok (${session.how})` : `  session    FAILED: ${session.error}`);
+  for (const n of notes) lines.push(`  note       ${printableLine(n)}`);
+  if (agentUnusable) lines.push(`  agent      UNUSABLE: ${printableLine(agentUnusable.why)} (socket '${agentUnusable.socket}'); sessions use drover-hook-ssh serve`);
+  if (session) lines.push(session.ok ? `  session    ok (${session.how})` : `  session    FAILED: ${printableLine(session.error)}`);
   lines.push(`  free disk  ${info.freeKb === undefined ? 'unknown' : `${(info.freeKb / 1048576).toFixed(1)} GiB`}`);
   if (session && !session.ok) return failed();
   health.recordSuccess(m);

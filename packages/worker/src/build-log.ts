@@ -82,7 +82,18 @@ export function tailLines(file: string, n = 25): string[] {
   }
 }
 
-/** Splits a byte stream into lines and writes each with a prefix (`-L`). */
+/**
+ * The longest line (in UTF-16 units) either class below holds. A builder or hook that prints
+ * megabytes without a newline would otherwise grow one string without bound, and rescanning
+ * it for every chunk makes that quadratic: a 300 MB line took minutes and gigabytes.
+ */
+export const MAX_LINE = 64 * 1024;
+
+/**
+ * Splits a byte stream into lines and writes each with a prefix (`-L`). A line longer than
+ * `maxLine` goes out in pieces of that length, each prefixed: nothing is lost, and the log
+ * file has it whole anyway.
+ */
 export class LinePrefixer {
   private partial = '';
   // A UTF-8 character split between two chunks must not turn into two U+FFFD.
@@ -90,47 +101,79 @@ export class LinePrefixer {
   constructor(
     private readonly prefix: string,
     private readonly write: (s: string) => void,
+    private readonly maxLine = MAX_LINE,
   ) {}
 
   push(chunk: Buffer | string): void {
     const text = this.partial + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
     const lines = text.split('\n');
-    this.partial = lines.pop()!;
-    if (lines.length === 0) return;
+    let rest = lines.pop()!;
     let s = '';
-    for (const l of lines) s += `${this.prefix}${l}\n`;
-    this.write(s);
+    for (const l of lines) s += this.prefixed(l);
+    for (; rest.length > this.maxLine; rest = rest.slice(this.maxLine)) s += `${this.prefix}${rest.slice(0, this.maxLine)}\n`;
+    this.partial = rest;
+    if (s !== '') this.write(s);
+  }
+
+  private prefixed(line: string): string {
+    let s = '';
+    for (; line.length > this.maxLine; line = line.slice(this.maxLine)) s += `${this.prefix}${line.slice(0, this.maxLine)}\n`;
+    return `${s}${this.prefix}${line}\n`;
   }
 
   end(): void {
     this.partial += this.decoder.end();
-    if (this.partial !== '') this.write(`${this.prefix}${this.partial}\n`);
+    if (this.partial !== '') this.write(this.prefixed(this.partial));
     this.partial = '';
   }
 }
 
-/** Turns a byte stream into lines (without newlines) for a callback. */
+/**
+ * Turns a byte stream into lines (without newlines) for a callback. A line longer than
+ * `maxLine` is cut there: the callback gets its start with `cut` set, and the rest up to the
+ * newline is dropped (a protocol line is never that long; a message that is has said enough).
+ */
 export class LineSplitter {
   private partial = '';
+  /** The current line was cut and handed over already: skip to its newline. */
+  private skipping = false;
   private readonly decoder = new StringDecoder('utf8');
-  constructor(private readonly onLine: (line: string) => void) {}
+  constructor(
+    private readonly onLine: (line: string, cut: boolean) => void,
+    private readonly maxLine = MAX_LINE,
+  ) {}
 
   push(chunk: Buffer | string): void {
-    const text = this.partial + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
+    const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
     let start = 0;
     for (;;) {
       const nl = text.indexOf('\n', start);
       if (nl < 0) break;
-      this.onLine(text.slice(start, nl));
+      const line = this.partial + text.slice(start, nl);
+      this.partial = '';
       start = nl + 1;
+      if (this.skipping) this.skipping = false;
+      else this.emit(line);
     }
-    this.partial = text.slice(start);
+    if (this.skipping) return;
+    this.partial += text.slice(start);
+    if (this.partial.length > this.maxLine) {
+      this.onLine(this.partial.slice(0, this.maxLine), true);
+      this.partial = '';
+      this.skipping = true;
+    }
+  }
+
+  private emit(line: string): void {
+    if (line.length > this.maxLine) this.onLine(line.slice(0, this.maxLine), true);
+    else this.onLine(line, false);
   }
 
   /** Hands over a last line that had no newline. */
   end(): void {
-    this.partial += this.decoder.end();
-    if (this.partial !== '') this.onLine(this.partial);
+    const last = this.partial + this.decoder.end();
     this.partial = '';
+    if (!this.skipping && last !== '') this.emit(last);
+    this.skipping = false;
   }
 }

@@ -12,7 +12,7 @@ async function main(): Promise<number> {
   const parsed = parseFast(args) ?? (await parseWithYargs(args));
   const stderr = (s: string) => void process.stderr.write(s);
   const opts = resolveBuildOptions(parsed.flags, process.env, stderr);
-  const drvs = await readPathArgs(parsed.drvs);
+  const { paths: drvs, places } = await readPathArgs(parsed.drvs);
   if (drvs.length === 0) throw new UsageError('name at least one derivation (DRV...), or - to read them from stdin');
   const store = new Store({ storeDir: parsed.storeDir, stateDir: parsed.stateDir });
   const scheduler = new Scheduler(store, opts);
@@ -24,7 +24,7 @@ async function main(): Promise<number> {
   };
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
   try {
-    const r = await scheduler.run(drvs);
+    const r = await scheduler.run(drvs, places);
     if (r.wouldBuild) {
       if (r.wouldBuild.length > 0) stderr(`these ${r.wouldBuild.length} derivations will be built:\n${r.wouldBuild.map((p) => `  ${p}\n`).join('')}`);
       if (r.alreadyValid && r.alreadyValid.length > 0) stderr(`these ${r.alreadyValid.length} paths are already valid:\n${r.alreadyValid.map((p) => `  ${p}\n`).join('')}`);

@@ -1,4 +1,5 @@
 // Why a derivation did not get built, and which failures count as permanent (exit 100).
+import { DroverError } from '@drover/store';
 
 export type FailureKind =
   /** The builder (or the remote build, hook exit 100) exited non-zero. */
@@ -34,13 +35,13 @@ export function isPermanent(f: BuildFailure): boolean {
 }
 
 /** A failure thrown from deep inside a build step, carrying its kind. */
-export class BuildStepError extends Error {
+export class BuildStepError extends DroverError {
   constructor(
     readonly kind: FailureKind,
     message: string,
     readonly status = 0,
   ) {
-    super(message);
+    super(message, 1);
   }
 }
 

@@ -138,21 +138,26 @@ function validGoal(drvPath: string, outputs: Record<string, string>): Goal {
  * inputs, recursively. Every .drv must be valid in the store; partially valid derivations
  * are refused (Nix 0.16 calls them blocked).
  */
-export function loadGoals(store: Store, drvPaths: readonly string[]): GoalGraph {
+export function loadGoals(store: Store, drvPaths: readonly string[], places?: readonly string[]): GoalGraph {
   const goals = new Map<string, Goal>();
   const top: Goal[] = [];
   const requested = new Set<string>();
-  for (const arg of drvPaths) {
-    const notDrv = (p: string) => new UsageError(`'${p}' is not a derivation (a store path ending in .drv)`);
+  /** Where a requested path was read, as a message prefix (`stdin line 3: `). */
+  const placeOf = new Map<string, string>();
+  for (const [i, arg] of drvPaths.entries()) {
+    const at = places?.[i] ? `${places[i]}: ` : '';
+    const notDrv = (p: string) => new UsageError(`${at}'${p}' is not a derivation (a store path ending in .drv)`);
     // As Nix does: relative paths, doubled slashes and symlinks into the store (a `result`
     // link, say) name the store path they lead to.
     let p: string;
     try {
       p = resolveStorePath(store.storeDir, arg);
     } catch (e) {
-      throw arg.endsWith('.drv') ? e : notDrv(arg);
+      if (!arg.endsWith('.drv')) throw notDrv(arg);
+      throw at !== '' && e instanceof DroverError ? new UsageError(`${at}${e.message}`) : e;
     }
     if (!p.endsWith('.drv')) throw notDrv(p);
+    if (!placeOf.has(p)) placeOf.set(p, at);
     requested.add(p);
   }
   let frontier = [...requested];
@@ -163,7 +168,13 @@ export function loadGoals(store: Store, drvPaths: readonly string[]): GoalGraph 
     const level: Goal[] = [];
     for (const p of frontier) {
       const outs = known.get(p);
-      const g = outs ? validGoal(p, outs) : makeGoal(store, p);
+      let g: Goal;
+      try {
+        g = outs ? validGoal(p, outs) : makeGoal(store, p);
+      } catch (e) {
+        const at = placeOf.get(p);
+        throw at && e instanceof DroverError ? new DroverError(`${at}${e.message}`, e.exitCode) : e;
+      }
       goals.set(p, g);
       if (!outs) level.push(g);
     }
@@ -173,7 +184,9 @@ export function loadGoals(store: Store, drvPaths: readonly string[]): GoalGraph 
     frontier = [];
     const queued = new Set<string>();
     for (const g of level) {
-      if (!valid.has(g.drvPath)) throw new UsageError(`derivation '${g.drvPath}' is not valid in the store (add it with drover-store derivation add)`);
+      if (!valid.has(g.drvPath)) {
+        throw new UsageError(`${placeOf.get(g.drvPath) ?? ''}derivation '${g.drvPath}' is not valid in the store (add it with drover-store derivation add)`);
+      }
       const outs = Object.values(g.outputs);
       const nValid = outs.filter((o) => valid.has(o)).length;
       if (nValid === outs.length) {

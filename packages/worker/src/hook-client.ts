@@ -7,7 +7,8 @@
 // hook that cannot be run makes sh print why into that same pipe and exit 126/127.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { LineSplitter } from './build-log.js';
+import { DroverError } from '@drover/store';
+import { LineSplitter, MAX_LINE } from './build-log.js';
 import { formatHookRequest, formatPathsLine, hookArgs, isHookReply, parseHookLine, HOOK_LOG_FD, type HookReply, type HookRequest } from './hook-protocol.js';
 import { killGroup, statusOf, type ExitInfo } from './processes.js';
 
@@ -26,15 +27,25 @@ export interface HookConfig {
 }
 
 /** The hook failed (not the build): it died, hung, or broke the protocol. */
-export class HookError extends Error {
+export class HookError extends DroverError {
   constructor(
     message: string,
     readonly status: number,
     /** The hook had exited, or exited without answering this request. */
     readonly gone = false,
   ) {
-    super(message);
+    super(message, 1);
   }
+}
+
+/**
+ * A bad reply word as the error shows it: a hook that answers garbage must not fill the
+ * user's terminal or send it control sequences, so it is cut short and escaped.
+ */
+function shownReply(word: string, cut: boolean): string {
+  const max = 80;
+  const escaped = word.slice(0, max).replace(/[\x00-\x1f\x7f-\x9f\\']/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return word.length > max || cut ? `${escaped}…` : escaped;
 }
 
 /** Seconds between SIGTERM and SIGKILL when a hook is stopped. */
@@ -64,7 +75,7 @@ export class HookInstance {
     this.stdin.on('error', () => {});
     this.log = this.child.stdio[HOOK_LOG_FD] as Readable;
     this.log.on('error', () => {});
-    const lines = new LineSplitter((l) => this.onLine(l));
+    const lines = new LineSplitter((l, cut) => this.onLine(l, cut));
     const out = this.child.stdout!;
     out.on('data', (c: Buffer) => lines.push(c));
     this.outputEnded = new Promise((resolve) => {
@@ -88,7 +99,9 @@ export class HookInstance {
     void this.outputEnded.then(async () => {
       if (!this.waiter) return;
       const info = await this.waitExit(KILL_GRACE_MS);
-      this.failWaiter(new HookError(`the build hook exited before answering (${info.description})`, info.status, true));
+      // A hook that closed its stderr but lingers has no exit status to show yet.
+      const why = this.hasExited ? `exited before answering (${info.description})` : 'closed its stderr before answering';
+      this.failWaiter(new HookError(`the build hook ${why}`, info.status, true));
     });
   }
 
@@ -96,16 +109,16 @@ export class HookInstance {
     return this.child.pid;
   }
 
-  private onLine(line: string): void {
+  private onLine(line: string, cut: boolean): void {
     const w = this.waiter;
     const parsed = parseHookLine(line);
     if (w && 'reply' in parsed) {
       this.waiter = undefined;
-      if (isHookReply(parsed.reply)) w.resolve(parsed.reply);
-      else w.reject(new HookError(`bad hook reply '${parsed.reply}'`, 0));
+      if (!cut && isHookReply(parsed.reply)) w.resolve(parsed.reply);
+      else w.reject(new HookError(`bad hook reply '${shownReply(parsed.reply, cut)}'`, 0));
       return;
     }
-    this.config.stderr(`${line}\n`);
+    this.config.stderr(cut ? `${line} [line cut: the build hook printed more than ${MAX_LINE} characters without a newline]\n` : `${line}\n`);
   }
 
   private failWaiter(e: HookError): void {
@@ -124,6 +137,8 @@ export class HookInstance {
         throw new HookError(`the build hook is gone (${info.description})`, info.status, true);
       });
     }
+    // Formatted first: a request that cannot be written must not leave a timer and a waiter behind.
+    const line = formatHookRequest(req);
     return new Promise<HookReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.failWaiter(new HookError(`the build hook did not answer within ${this.config.replyTimeout} seconds`, 0));
@@ -138,7 +153,7 @@ export class HookInstance {
           reject(e);
         },
       };
-      this.stdin.write(formatHookRequest(req));
+      this.stdin.write(line);
     });
   }
 

@@ -33,6 +33,19 @@ function count(v: number | undefined, flag: string, dflt: number): number {
   return v;
 }
 
+/**
+ * The longest timer Node keeps: a longer one fires after 1 ms instead, which killed every
+ * build at once under `--timeout 3000000`. About 24.8 days.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A number of seconds that is armed as one timer. */
+function seconds(v: number | undefined, flag: string, dflt: number): number {
+  const n = count(v, flag, dflt);
+  if (n > MAX_TIMER_SECONDS) throw new UsageError(`${flag} must be at most ${MAX_TIMER_SECONDS} seconds (24 days), got '${n}'`);
+  return n;
+}
+
 /** Hook requests in flight at once: the flag, else DROVER_HOOK_REQUESTS, else HOOK_REQUESTS. */
 function hookRequests(flag: number | undefined, env: string | undefined): number {
   if (flag !== undefined) {
@@ -59,7 +72,10 @@ function words(v: string[] | undefined): string[] {
 export function resolveBuildOptions(f: BuildFlags, env: NodeJS.ProcessEnv, stderr: (s: string) => void): BuildOptions {
   const cpus = os.availableParallelism();
   const sandbox = (f.sandbox ?? env.DROVER_SANDBOX ?? 'auto') as SandboxMode;
-  if (!['auto', 'bwrap', 'none'].includes(sandbox)) throw new UsageError(`--sandbox must be auto, bwrap or none, got '${sandbox}'`);
+  if (!['auto', 'bwrap', 'none'].includes(sandbox)) {
+    const from = f.sandbox === undefined ? 'environment variable DROVER_SANDBOX' : '--sandbox';
+    throw new UsageError(`${from} must be auto, bwrap or none, got '${sandbox}'`);
+  }
   const hook = f.buildHook ?? env.DROVER_BUILD_HOOK;
   const hookWords = hook === undefined || hook.trim() === '' ? undefined : hook.trim().split(/\s+/);
   // The hook runs in / (the protocol says so): a program named by a relative path is found
@@ -72,9 +88,9 @@ export function resolveBuildOptions(f: BuildFlags, env: NodeJS.ProcessEnv, stder
     keepGoing: f.keepGoing ?? false,
     dryRun: f.dryRun ?? false,
     maxSilentTime: count(f.maxSilentTime, '--max-silent-time', 0),
-    timeout: count(f.timeout, '--timeout', 0),
+    timeout: seconds(f.timeout, '--timeout', 0),
     buildHook: hookWords,
-    hookReplyTimeout: count(f.hookTimeout, '--hook-timeout', 300) || 300,
+    hookReplyTimeout: seconds(f.hookTimeout, '--hook-timeout', 300) || 300,
     hookRequests: hookRequests(f.hookRequests, env.DROVER_HOOK_REQUESTS),
     printBuildTrace: f.printBuildTrace ?? false,
     printBuildLogs: f.printBuildLogs ?? false,

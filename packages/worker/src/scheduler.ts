@@ -12,7 +12,7 @@ import { BuildDirs } from './build-dirs.js';
 import { Spawner } from './spawner.js';
 import { LocalBuild, type SandboxSetup } from './local-build.js';
 import { HookError, HookInstance } from './hook-client.js';
-import type { HookReply, HookRequest } from './hook-protocol.js';
+import { formatHookRequest, type HookReply, type HookRequest } from './hook-protocol.js';
 import { finishOutput } from './outputs.js';
 import { Registrar } from './registrar.js';
 import { defaultSandboxPaths, probeBwrap, writeSandboxEtc, type SandboxMode, type SandboxPath } from './sandbox.js';
@@ -122,9 +122,12 @@ export class Scheduler {
     });
   }
 
-  /** Realises `drvPaths`; resolves with the outputs, failures and exit status. */
-  async run(drvPaths: readonly string[]): Promise<BuildResult> {
-    this.graph = loadGoals(this.store, drvPaths);
+  /**
+   * Realises `drvPaths`; resolves with the outputs, failures and exit status. `places` says
+   * where each path was read (`stdin line 3`), for the errors about it.
+   */
+  async run(drvPaths: readonly string[], places?: readonly string[]): Promise<BuildResult> {
+    this.graph = loadGoals(this.store, drvPaths, places);
     const todo = buildOrder(this.graph);
     if (this.opts.dryRun) return this.dryRun(todo);
     if (this.opts.cacheFailures) this.failCached(todo);
@@ -349,12 +352,23 @@ export class Scheduler {
   }
 
   private async askHook(g: Goal): Promise<void> {
+    const req = { system: g.drv.system, drvPath: g.drvPath, features: g.features };
+    try {
+      formatHookRequest({ amWilling: false, ...req });
+    } catch (e) {
+      // The derivation's system or features cannot be written on a request line: its own
+      // fault, not the hook's, and no retry mends it.
+      this.releaseLocks(g);
+      this.fail(g, { kind: 'unsupported', status: 0, message: `cannot offer '${g.drvPath}' to the build hook: ${(e as Error).message}` });
+      this.pump();
+      return;
+    }
     g.state = 'asking';
     const amWilling = this.localRunning + this.willingInFlight < this.opts.maxJobs && this.canBuildLocally(g);
     if (amWilling) this.willingInFlight++;
     let answer;
     try {
-      answer = await this.requestHook({ amWilling, system: g.drv.system, drvPath: g.drvPath, features: g.features });
+      answer = await this.requestHook({ amWilling, ...req });
     } catch (e) {
       if (amWilling) this.willingInFlight--;
       this.releaseLocks(g);

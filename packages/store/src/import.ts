@@ -9,7 +9,7 @@ import { parseStorePath } from './store-path.js';
 import { readEntryStart, readTrailer } from './export-format.js';
 import type { ValidPathInfo } from './db.js';
 import { COMMIT_CHUNK, heldLocks, syncFileSystem, type Store } from './store.js';
-import { tryLock, type FileLock } from './locks.js';
+import { tryLockAsync, type FileLock } from './locks.js';
 
 export interface ImportProgress {
   paths: number;
@@ -46,6 +46,9 @@ export async function importPaths(
   // Each new path's lock, tried (never waited for) as soon as its trailer names it, so the
   // lock files are created while the rest of the stream is restored, not all at the end.
   const early = new Map<string, FileLock>();
+  // Those being tried: their files are created on the thread pool while this thread reads on.
+  const trying: Promise<void>[] = [];
+  const tried = () => Promise.all(trying);
   const held = heldLocks();
   try {
     for (let n = 1; await readEntryStart(r, what); n++) {
@@ -54,7 +57,7 @@ export async function importPaths(
       r.taps.push(hasher);
       const tmp = path.join(dir, String(n));
       try {
-        await restorer.restore(r, tmp, `${what}: archive of entry ${n}`);
+        await restorer.restore(r, tmp, `${what}: archive of entry ${n}`, { fresh: true });
       } finally {
         r.taps.pop();
       }
@@ -81,9 +84,10 @@ export async function importPaths(
         tmp,
         info: { path: t.path, narHash: PENDING_HASH, narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
       });
-      if (early.size < MAX_EARLY_LOCKS && items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
-        const l = tryLockOrNot(`${t.path}.lock`);
-        if (l) early.set(t.path, l);
+      if (trying.length < MAX_EARLY_LOCKS && items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
+        const p = t.path;
+        // Not taken here is no error: the commit takes it again, waiting, and reports what is wrong.
+        trying.push(tryLockAsync(`${p}.lock`).then((l) => void (l && early.set(p, l)), () => {}));
       }
       seen.add(t.path);
       order.push(t.path);
@@ -98,11 +102,13 @@ export async function importPaths(
   } catch (e) {
     await restorer.settle();
     await flusher.settle();
+    await tried();
     for (const l of early.values()) l.release({ unlink: true });
     removeTree(dir);
     throw e;
   }
   await flusher.settle();
+  await tried();
   try {
     await store.commitPaths(items, { preLocked: early });
   } finally {
@@ -121,18 +127,6 @@ const PENDING_HASH = new Hash('sha256', Buffer.alloc(32));
  * (which tries the rest of the first chunk's locks then, still without waiting).
  */
 const MAX_EARLY_LOCKS = 1024;
-
-/**
- * The lock if it is free now; undefined if it is not, or cannot be taken here (the commit
- * takes it again, waiting, and reports what is wrong).
- */
-function tryLockOrNot(file: string): FileLock | undefined {
-  try {
-    return tryLock(file);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Bytes written between two background flushes. */
 const FLUSH_EVERY = 64 << 20;

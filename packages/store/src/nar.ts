@@ -360,7 +360,7 @@ export class NarRestorer {
    * Parses one NAR from `r` into `target` (which must not exist); its files may still be in
    * flight. An archive that fails to parse leaves nothing of itself behind.
    */
-  async restore(r: ByteReader, target: string, what = 'NAR', opts: { onFileChunk?: (chunk: Buffer) => void } = {}): Promise<void> {
+  async restore(r: ByteReader, target: string, what = 'NAR', opts: { onFileChunk?: (chunk: Buffer) => void; fresh?: boolean } = {}): Promise<void> {
     const canonical = this.opts.canonical;
     const t = Buffer.from(target);
     const slash = Buffer.from('/');
@@ -389,7 +389,10 @@ export class NarRestorer {
         };
       },
     };
-    if (fs.lstatSync(target, { throwIfNoEntry: false })) throw new NarFormatError(`cannot restore to '${target}': it already exists`);
+    // A failed restore removes its target: one that was there before must be refused first,
+    // unless the caller made its directory itself (an import's temp dir), where the creation
+    // of the root fails instead.
+    if (!opts.fresh && fs.lstatSync(target, { throwIfNoEntry: false })) throw new NarFormatError(`cannot restore to '${target}': it already exists`);
     try {
       await parseNar(r, visitor, what);
       // Children first: a parent made read-only before them would refuse their creation.

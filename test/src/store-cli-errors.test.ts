@@ -232,3 +232,61 @@ test('a reader that goes away early (| head) ends the output quietly: exit 0, no
     assert.equal(r.stderr.toString(), '', `${args[0]}: nothing on stderr`);
   }
 });
+
+test('a write to standard output that fails (> /dev/full) is an error, exit 1, as for cat', (t) => {
+  const s = tempStore('drover-err-full-');
+  t.after(s.cleanup);
+  const c = makeChain(s.storeDir, 'full', 3, 10);
+  writeOnDisk(c);
+  ok(drover(s.env, ['register-validity', '--hash-given'], registrationText(c, true)), 'register-validity');
+  const env = { ...process.env, ...s.env };
+  // Small outputs: a single write, whose failure the exit could otherwise outrun.
+  for (const args of [['hash', c[0]!.path], ['query', '--hash', c[2]!.path], ['dump-db'], ['convert-hash', '--to', 'base32', 'sha256:' + '0'.repeat(64)]]) {
+    const full = fs.openSync('/dev/full', 'w');
+    const r = spawnSync(process.execPath, [STORE_BIN, ...args], { env, stdio: ['ignore', full, 'pipe'] });
+    fs.closeSync(full);
+    assert.equal(r.status, 1, `${args[0]}: exit ${r.status}`);
+    assert.match(r.stderr.toString(), /^drover-store: error: cannot write to standard output: ENOSPC[^\n]*\n$/, `${args[0]}: one error line`);
+  }
+});
+
+test('a damaged DB: verify lists what SQLite finds, a line each, then stops; other commands name the file', (t) => {
+  const s = tempStore('drover-err-corrupt-');
+  t.after(s.cleanup);
+  const c = makeChain(s.storeDir, 'cor', 60, 10);
+  writeOnDisk(c);
+  ok(drover(s.env, ['register-validity', '--hash-given'], registrationText(c, true)), 'register-validity');
+  const dbFile = path.join(s.stateDir, 'db', 'db.sqlite');
+  const ck = spawnSync('sqlite3', [dbFile, 'pragma wal_checkpoint(TRUNCATE)']);
+  assert.equal(ck.status, 0, ck.stderr.toString());
+  // Cell pointers of page 3 (one of the ValidPaths b-trees) pointed far off the page.
+  const fd = fs.openSync(dbFile, 'r+');
+  fs.writeSync(fd, Buffer.alloc(92, 0x55), 0, 92, 2 * 4096 + 8);
+  fs.closeSync(fd);
+  const v = drover(s.env, ['verify']);
+  assert.equal(v.code, 1, v.stderr);
+  const lines = v.stdout.trimEnd().split('\n');
+  assert.ok(lines.length >= 2, v.stdout);
+  for (const l of lines) assert.match(l, new RegExp(`^db-corrupt ${s.stateDir} \\S`), 'one finding a line');
+  assert.match(v.stderr, /^drover-store: error: verify found \d+ problems \(listed on stdout\)\n$/);
+  const d = drover(s.env, ['dump-db']);
+  assert.equal(d.code, 1);
+  assert.match(d.stderr, new RegExp(`^drover-store: error: the validity DB ${dbFile} is damaged: database disk image is malformed`));
+});
+
+test('control characters quoted from any input are shown escaped: registration lines, hashes, file names', (t) => {
+  const s = tempStore('drover-err-ctl-');
+  t.after(s.cleanup);
+  const c = makeChain(s.storeDir, 'ctl', 1, 5);
+  writeOnDisk(c);
+  for (const [args, input, re] of [
+    [['register-validity'], `${c[0]!.path}\n\n\x1b[2J\x00\n`, /line 3: expected the number of references \(a decimal number\), got '\\x1b\[2J\\x00'/],
+    [['convert-hash', '--to', 'base32', 'sha256:\x1b]0;pwned\x07'], undefined, /hash 'sha256:\\x1b\]0;pwned\\x07'/],
+    [['hash', '\x1b[2Jnope\r'], undefined, /cannot read '\\x1b\[2Jnope\\x0d'/],
+  ] as const) {
+    const r = drover(s.env, [...args], input);
+    refused(r, 2, re, args[0]);
+    assert.doesNotMatch(r.stderr, /[\x00\x07\x1b\r]/, `${args[0]}: nothing raw`);
+  }
+  assert.deepEqual(fs.readdirSync(s.storeDir), [path.basename(c[0]!.path)], 'nothing registered or added');
+});

@@ -73,12 +73,15 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
   // A reader that went away (`| head`) ends the output, quietly, as it ends `cat`; without a
   // listener the write's EPIPE would be an uncaught error with a stack trace.
   // A command that owns stdout's errors (drover-hook-ssh serve's session) handles them itself.
+  // Any other failure to write (a full disk, `> /dev/full`) loses results: it is an error,
+  // exit 1, as `cat` makes it.
   let finished = false;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (process.stdout.listenerCount('error') > 1) return;
-    if (e.code !== 'EPIPE') throw e;
     finished = true;
-    process.exit(process.exitCode ?? 0);
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    process.stderr.write(`${tool}: error: cannot write to standard output: ${e.message}\n`);
+    process.exit(1);
   });
   // A command whose work stopped without settling (nothing left to wake it: a bug) would
   // otherwise leave with status 0, as if it had succeeded. ('beforeExit' is the loop running
@@ -93,13 +96,13 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
     code = (await main()) ?? 0;
   } catch (err) {
     if (err instanceof DroverError) {
-      process.stderr.write(`${tool}: error: ${err.message}\n`);
+      process.stderr.write(`${tool}: error: ${shown(err.message)}\n`);
       code = err.exitCode;
     } else if (isEpipe(err)) {
       code = 0;
     } else {
       const e = err as NodeJS.ErrnoException;
-      process.stderr.write(`${tool}: error: ${e?.message ?? String(err)}\n`);
+      process.stderr.write(`${tool}: error: ${shown(e?.message ?? String(err))}\n`);
       if (process.env.DROVER_DEBUG) process.stderr.write(`${e?.stack}\n`);
       code = 1;
     }
@@ -111,7 +114,18 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
     if (process.stdout.writableLength === 0) resolve();
     else process.stdout.once('drain', () => resolve());
   });
+  // A failed write to a file is reported on the next tick: it must not be outrun by the exit.
+  await new Promise<void>((resolve) => setImmediate(resolve));
   process.exit(code);
+}
+
+/**
+ * An error message as printed: messages quote their input, and an escape sequence, carriage
+ * return or NUL in some input must not reach (and rewrite) the user's terminal. Line breaks
+ * and tabs are drover's own layout.
+ */
+export function shown(message: string): string {
+  return message.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function isEpipe(err: unknown): boolean {

@@ -32,10 +32,24 @@ const CONTENT_CHUNK = 1024;
  * `.drover-tmp-*` leftovers, lock files, invalid paths) are not problems: nothing refers to them.
  */
 export async function verifyStore(store: Store, opts: { checkContents?: boolean; onProgress?: (checked: number, total: number) => void } = {}): Promise<VerifyProblem[]> {
-  const db = store.db;
   const problems: VerifyProblem[] = [];
+  try {
+    return await verifyInto(store, problems, opts);
+  } catch (e) {
+    // A damaged DB fails the queries after quick_check: what was found so far is the report,
+    // ending with the reason the check stopped.
+    if (!String((e as { code?: unknown }).code).startsWith('SQLITE_CORRUPT') && !String((e as { code?: unknown }).code).startsWith('SQLITE_NOTADB')) throw e;
+    problems.push({ kind: 'db-corrupt', path: store.db.stateDir, detail: `the check stopped: ${(e as Error).message}` });
+    return problems;
+  }
+}
+
+async function verifyInto(store: Store, problems: VerifyProblem[], opts: { checkContents?: boolean; onProgress?: (checked: number, total: number) => void }): Promise<VerifyProblem[]> {
+  const db = store.db;
   for (const row of db.db.pragma('quick_check') as { quick_check: string }[]) {
-    if (row.quick_check !== 'ok') problems.push({ kind: 'db-corrupt', path: db.stateDir, detail: row.quick_check });
+    if (row.quick_check === 'ok') continue;
+    // One row may hold many findings, a line each: each is a problem line of its own.
+    for (const line of row.quick_check.split('\n')) if (line) problems.push({ kind: 'db-corrupt', path: db.stateDir, detail: line });
   }
   const dangling = db.db
     .prepare(

@@ -1,10 +1,11 @@
 // What every drover-store command shares: global options, the store they name, output.
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { fdChunks } from '../fd-chunks.js';
 import type { Store } from '../store.js';
 import type { DbOpenMode } from '../db.js';
-import { UsageError } from '../errors.js';
+import { DroverError, StoreDbError, UsageError } from '../errors.js';
 
 export interface GlobalArgs {
   'store-dir'?: string;
@@ -52,6 +53,13 @@ export async function withStore<T>(argv: GlobalArgs, fn: (store: Store) => Promi
   const store = new Store({ storeDir: argv['store-dir'], stateDir: argv['state-dir'], open: opts.open });
   try {
     return await fn(store);
+  } catch (e) {
+    // SQLite's own words ("database disk image is malformed") do not say which file.
+    const code = String((e as { code?: unknown }).code);
+    if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
+      throw new StoreDbError(`the validity DB ${path.join(store.stateDir, 'db', 'db.sqlite')} is damaged: ${(e as Error).message} (drover-store verify lists what SQLite finds)`, 1, { cause: e });
+    }
+    throw e;
   } finally {
     store.close();
   }
@@ -86,11 +94,65 @@ export async function readStdinText(): Promise<string> {
   return (await readStdin()).toString('utf8');
 }
 
-/** Paths from argv; a lone `-` reads them from stdin, one per line (blank lines ignored). */
-export async function pathsFrom(args: readonly string[]): Promise<string[]> {
+/**
+ * Path arguments, from argv or (a lone `-`) from stdin, one per line, blank lines ignored.
+ * Those read from stdin keep their line, so an error about one says where it is.
+ */
+export class PathArgs {
+  /** Where each resolved path was read (`standard input: line 3`), for stdin only. */
+  private readonly placeOf = new Map<string, string>();
+  constructor(
+    readonly list: readonly string[],
+    private readonly lines?: readonly number[],
+  ) {}
+
+  get length(): number {
+    return this.list.length;
+  }
+
+  /** Each as the store path it names (resolveStorePath); an error names the stdin line. */
+  resolved(storeDir: string, resolve: (storeDir: string, p: string) => string): string[] {
+    return this.list.map((p, i) => {
+      const place = this.lines ? `standard input: line ${this.lines[i]}` : undefined;
+      try {
+        const r = resolve(storeDir, p);
+        if (place && !this.placeOf.has(r)) this.placeOf.set(r, place);
+        return r;
+      } catch (e) {
+        throw place ? placed(e, place) : e;
+      }
+    });
+  }
+
+  /** Runs `fn`; an error about one of the resolved paths (its `path`) says where it was read. */
+  async about<T>(fn: () => T | Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const place = this.placeOf.get(String((e as { path?: unknown }).path));
+      throw place ? placed(e, place) : e;
+    }
+  }
+}
+
+function placed(e: unknown, place: string): unknown {
+  if (!(e instanceof DroverError)) return e;
+  const p = new DroverError(`${place}: ${e.message}`, e.exitCode, { cause: e });
+  return p;
+}
+
+export async function pathsFrom(args: readonly string[]): Promise<PathArgs> {
   if (args.length === 1 && args[0] === '-') {
-    return (await readStdinText()).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+    const list: string[] = [];
+    const lines: number[] = [];
+    (await readStdinText()).split('\n').forEach((l, i) => {
+      const p = l.trim();
+      if (p.length === 0) return;
+      list.push(p);
+      lines.push(i + 1);
+    });
+    return new PathArgs(list, lines);
   }
   if (args.includes('-')) throw new UsageError("'-' (read paths from stdin) must be the only path argument");
-  return [...args];
+  return new PathArgs([...args]);
 }

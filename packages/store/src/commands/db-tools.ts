@@ -14,13 +14,16 @@ export const dumpDb = defineCommand<{ paths?: string[] }>({
     withStore(argv, async (store) => {
       const db = store.db;
       if (argv.paths && argv.paths.length > 0) {
-        const paths = (await pathsFrom(argv.paths)).map((p) => resolveStorePath(store.storeDir, p));
+        const args = await pathsFrom(argv.paths);
+        const paths = args.resolved(store.storeDir, resolveStorePath);
         const text: string[] = [];
-        for (const p of paths) {
-          const info = db.queryPathInfo(p);
-          if (!info) throw new InvalidPathError(p);
-          text.push(formatRegistration(info));
-        }
+        await args.about(() => {
+          for (const p of paths) {
+            const info = db.queryPathInfo(p);
+            if (!info) throw new InvalidPathError(p);
+            text.push(formatRegistration(info));
+          }
+        });
         process.stdout.write(text.join(''));
         return;
       }

@@ -54,7 +54,7 @@ const derivationShow = defineCommand<{ drvs: string[]; recursive?: boolean }>({
       .option('recursive', { alias: 'r', type: 'boolean', describe: 'also every .drv in their closure' }),
   handler: (argv) =>
     withStore(argv, async (store) => {
-      const paths = (await pathsFrom(argv.drvs)).map((p) => path.resolve(p));
+      const paths = (await pathsFrom(argv.drvs)).list.map((p) => path.resolve(p));
       process.stdout.write(showDerivations(store, paths, { recursive: argv.recursive }));
     }, { open: 'or-empty' }),
 });

@@ -16,11 +16,10 @@ export const exportCommand = defineCommand<{ paths: string[] }>({
     const args = await pathsFrom(argv.paths);
     const progress = progressLine();
     await withStore(argv, (store) =>
-      exportPathsToFd(
-        store,
-        args.map((p) => resolveStorePath(store.storeDir, p)),
-        1,
-        { onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`) },
+      args.about(() =>
+        exportPathsToFd(store, args.resolved(store.storeDir, resolveStorePath), 1, {
+          onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`),
+        }),
       ),
       { open: 'existing' },
     );

@@ -21,7 +21,7 @@ export const failed = defineCommand<{ list?: boolean; clear?: boolean; paths?: s
     if (argv.list && paths.length > 0) throw new UsageError('--list takes no paths');
     if (argv.clear && paths.length === 0) throw new UsageError("--clear needs the paths to forget ('*' for all)");
     const all = paths.length === 1 && paths[0] === '*';
-    const given = argv.clear && !all ? await pathsFrom(paths) : [];
+    const given = argv.clear && !all ? await pathsFrom(paths) : undefined;
     // Listing changes nothing: a state dir without a DB lists no failures and stays without one.
     if (argv.list) {
       await withStore(argv, (store) => out(listFailedPaths(store.db).map((f) => f.path)), { open: 'or-empty' });
@@ -30,7 +30,7 @@ export const failed = defineCommand<{ list?: boolean; clear?: boolean; paths?: s
     await withStore(argv, async (store) => {
       // As every command taking paths: one outside this store is a mistake (a typo, another
       // store), not a failure that was never recorded; ./result-style links lead to theirs.
-      const resolved = given.map((p) => resolveStorePath(store.storeDir, p));
+      const resolved = given?.resolved(store.storeDir, resolveStorePath) ?? [];
       clearFailedPaths(store.db, all ? undefined : resolved);
     });
   },

@@ -43,9 +43,9 @@ export const query = defineCommand<Args>({
     const q = chosen[0];
     if (!q && !argv.json) throw new UsageError(`choose a query: --${QUERIES.join(', --')} (or --json for path info)`);
     const args = await pathsFrom(argv.paths);
-    await withStore(argv, (store) => {
+    await withStore(argv, (store) => args.about(() => {
       const db = store.db;
-      const paths = args.map((a) => resolveStorePath(store.storeDir, a));
+      const paths = args.resolved(store.storeDir, resolveStorePath);
       const info = (p: string) => {
         const i = db.queryPathInfo(p);
         if (!i) throw new InvalidPathError(p);
@@ -113,6 +113,6 @@ export const query = defineCommand<Args>({
       }
       // A state dir without a DB is a store with no valid path, as in a store never written
       // to: a build hook asks a fresh remote machine `query --print-invalid` what it lacks.
-    }, { open: 'or-empty' });
+    }), { open: 'or-empty' });
   },
 });

@@ -72,12 +72,12 @@ test('register-validity and load-db reject malformed or dangling registrations, 
     ['a truncated entry', ['register-validity'], good.slice(0, good.lastIndexOf('\n', good.length - 2) + 1), /unexpected end of input/],
     ['a path outside the store dir', ['register-validity'], `/elsewhere/${'0'.repeat(32)}-x\n\n0\n${good}`, /line 1: path: path '\/elsewhere\/.*' is not in the store dir/],
     ['a relative path', ['register-validity'], `x\n\n0\n`, /line 1: expected a store path/],
-    ['a reference to nothing', ['register-validity'], dangling, /line \d+: reference '.*-nope' of '.*' is not valid and not in the input/],
+    ['a reference to nothing', ['register-validity'], dangling, /line \d+: reference '.*-nope' of '.*' \(entry at line \d+\) is not valid and not in the input/],
     ['a path missing on disk', ['register-validity'], good + registrationText(missing), /line 12: cannot register: '.*-missing-0' does not exist on disk/],
     ['a cycle', ['register-validity'], registrationText([{ ...fresh[0]!, references: [fresh[1]!.path] }, fresh[1]!]), /cycle detected/],
     ['a bad hash with --hash-given', ['register-validity', '--hash-given'], `${fresh[0]!.path}\nnothex\n10\n\n0\n`, /line 2: bad NAR hash/],
     ['a bad size in load-db', ['load-db'], `${fresh[0]!.path}\n${'a'.repeat(64)}\n1e9\n\n0\n`, /line 3: expected the NAR size/],
-    ['a dangling reference in load-db', ['load-db'], registrationText([{ ...fresh[2]!, references: [base[0]!.path + 'x'] }], true), /line 1: reference '.*-base-0x' of '.*-reg-2' is not valid and not in the input/],
+    ['a dangling reference in load-db', ['load-db'], registrationText([{ ...fresh[2]!, references: [base[0]!.path + 'x'] }], true), /line 6: reference '.*-base-0x' of '.*-reg-2' \(entry at line 1\) is not valid and not in the input/],
   ];
   for (const [what, args, input, re] of cases) {
     expectRejected(drover(s.env, args, input), re, what);

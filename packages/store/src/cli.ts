@@ -34,6 +34,7 @@ async function main(): Promise<number> {
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .help()
+    .alias('help', 'h')
     .version(false)
     .fail(yargsFailure)
     .wrap(Math.min(100, process.stdout.columns ?? 100))

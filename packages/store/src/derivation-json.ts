@@ -1,6 +1,6 @@
 // Derivations as JSON in the shape of Nix 2.8's `nix show-derivation`: written byte-for-byte, and read back.
 import type { Store } from './store.js';
-import { DerivationFormatError } from './errors.js';
+import { DerivationFormatError, StoreDbError } from './errors.js';
 import { parseStorePath } from './store-path.js';
 import {
   DRV_EXTENSION,
@@ -409,7 +409,8 @@ export function showDerivations(store: Store, drvPaths: readonly string[], opts:
   let all: Iterable<string> = roots;
   if (roots.size > 0) {
     const db = store.db;
-    for (const p of roots) if (!db.isValid(p)) throw new DerivationFormatError(`cannot show '${p}': it is not valid in the store`);
+    // Exit 1, as for every other path that is not valid (query, export; Nix's show-derivation).
+    for (const p of roots) if (!db.isValid(p)) throw new StoreDbError(`cannot show '${p}': it is not valid in the store`);
     if (opts.recursive) {
       const seen = new Set<string>(roots);
       const queue = [...roots];

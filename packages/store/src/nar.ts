@@ -204,10 +204,12 @@ export async function parseNar(r: ByteReader, visitor: NarVisitor, what = 'NAR')
     throw new NarFormatError(`${what}: at byte ${r.offset}: ${msg}`);
   };
   const readLen = async (): Promise<number> => {
+    const at = r.offset;
     const b = await r.read(8);
     const hi = b.readUInt32LE(4);
     const n = b.readUInt32LE(0) + hi * 2 ** 32;
-    if (hi >= 2 ** 21) fail(`absurd length ${b.readBigUInt64LE(0)}`);
+    // Named at the length itself, not at the byte after it.
+    if (hi >= 2 ** 21) throw new NarFormatError(`${what}: at byte ${at}: absurd length ${b.readBigUInt64LE(0)}`);
     return n;
   };
   const readPad = async (n: number) => {

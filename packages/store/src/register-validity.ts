@@ -131,9 +131,12 @@ export async function registerValidity(store: Store, entries: readonly Registrat
       const validOutside = db.validAmong([...outside]);
       if (validOutside.size < outside.size) {
         for (const r of batch) {
-          for (const ref of r.references) {
-            if (outside.has(ref) && !validOutside.has(ref)) fail(r, `reference '${ref}' of '${r.path}' is not valid and not in the input`);
-          }
+          r.references.forEach((ref, k) => {
+            if (!outside.has(ref) || validOutside.has(ref)) return;
+            // Named at its own line: the entry's lines are path, [hash, size,] deriver, count, references.
+            const at = r.line + (opts.hashGiven ? 5 : 3) + k;
+            throw new RegistrationError(`${what}: line ${at}: reference '${ref}' of '${r.path}' (entry at line ${r.line}) is not valid and not in the input`);
+          });
         }
       }
       // Cycles too are refused before anything is touched (the DB would refuse them later),

@@ -188,7 +188,7 @@ test('bad derivations are refused with exit 2, a message naming the problem, and
     ['missing output of an input', () => addDerivation(store, mk('m', { inputDrvs: { [aPath]: ['lib'] } }), 'm'), /input derivation '.*-a\.drv' has no output 'lib'/],
     ['bad name', () => addDerivation(store, mk('bad name'), 'bad name'), /derivation name 'bad name' contains the character ' '/],
     ['name too long', () => addDerivation(store, mk('n'), 'n'.repeat(210)), /derivation file name 'n+\.drv' is longer than 211/],
-    ['output name making a bad path', () => addDerivation(store, mk('o', { outputs: { out: { path: '' }, 'a b': { path: '' } } }), 'o'), /output 'a b' gives the path name 'o-a b'/],
+    ['output name making a bad path', () => addDerivation(store, mk('o', { outputs: { out: { path: '' }, 'a b': { path: '' } } }), 'o'), /output 'a b': its path name 'o-a b' contains the character ' '/],
     ['output called drv', () => addDerivation(store, mk('o', { outputs: { drv: { path: '' } } }), 'o'), /invalid output name 'drv'/],
     ['mixed outputs', () => addDerivation(store, mk('o', { outputs: { out: { path: '', hashAlgo: 'sha256', hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }, dev: { path: '' } } }), 'o'), /can't mix fixed and input-addressed outputs/],
     ['fixed output not named out', () => addDerivation(store, mk('o', { outputs: { bin: { path: '', hashAlgo: 'sha256', hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' } } }), 'o'), /the single fixed output must be named "out"/],

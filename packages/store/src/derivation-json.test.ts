@@ -101,6 +101,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['SRI of another algo', '{"outputs":{"out":{"hashAlgo":"sha1","hash":"sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}},"system":"s","builder":"b"}', /is sha256, expected sha1/],
   ['floating', '{"outputs":{"out":{"hashAlgo":"sha256"}},"system":"s","builder":"b"}', /floating content-addressed outputs/],
   ['lone surrogate', '{"outputs":{"out":{}},"system":"s","builder":"b","env":{"x":"\\ud800"}}', /^in: env.x: string contains an unpaired UTF-16 surrogate/],
+  ['NUL in an env value', '{"outputs":{"out":{}},"system":"s","builder":"b","env":{"x":"a\\u0000b"}}', /^in: env.x: string contains a NUL character$/],
   ['key that is no .drv path', '{"/s/abc-x":{"outputs":{"out":{}},"system":"s","builder":"b"}}', /^in: '\/s\/abc-x' is not the path of a .drv file/],
   ['name field disagreeing with the key', '{"/s/abc-x.drv":{"name":"y","outputs":{"out":{}},"system":"s","builder":"b"}}', /^in: derivation '\/s\/abc-x.drv': name: 'y' differs from the name 'x'/],
   ['bad member of a map', '{"/s/abc-x.drv":{"outputs":{"out":{}},"system":"s","builder":3}}', /^in: derivation '\/s\/abc-x.drv': builder: expected a string, got number 3/],

@@ -130,6 +130,8 @@ class JsonShapeReader {
     if (typeof v !== 'string') this.fail(field, `expected a string, got ${describe(v)}`);
     // A lone surrogate (from a \ud800 escape) has no UTF-8 form: Nix could never have written it.
     if (/\p{Cs}/u.test(v)) this.fail(field, 'string contains an unpaired UTF-16 surrogate (not valid UTF-8)');
+    // No builder could be given it (the environment and argv are C strings), and no Nix string holds one.
+    if (v.includes('\0')) this.fail(field, 'string contains a NUL character');
     return v;
   }
 

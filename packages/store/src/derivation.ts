@@ -435,7 +435,7 @@ export function checkDerivationPaths(storeDir: string, drv: Derivation, name: st
   for (const [o, out] of Object.entries(drv.outputs)) {
     if (o === 'drv') throw new DerivationFormatError(`${what}: invalid output name 'drv'`);
     try {
-      checkStoreName(outputPathName(name, o), `output '${o}' gives the path name`);
+      checkStoreName(outputPathName(name, o), `output '${o}': its path name`);
     } catch (e) {
       throw new DerivationFormatError(`${what}: ${(e as Error).message}`);
     }

@@ -49,4 +49,6 @@ test('drover-build --print-build-trace | drover-trace --format json: every build
   assert.equal(summary.code, 1);
   assert.match(summary.stdout, /^Totals: 5 builds: 2 succeeded, 3 failed/m);
   assert.match(summary.stdout, /FAILED +- +local +pipe-above +a dependency failed$/m);
+  // The tail comes from the log file drover-build named: it is where a derivation's log belongs.
+  assert.match(summary.stdout, /^ {4}last 1 lines of \S+\/drvs\/[0-9a-z]{2}\/[0-9a-z]{30}-pipe-bad\.drv:\n {4}\| oops$/m);
 });

@@ -1,7 +1,7 @@
 // Tests that run the real drover-trace binary: formats, exit codes, history, bad input, signals.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -72,7 +72,9 @@ test('plain on real Nix output names each failure with its log tail', async () =
 test('summary: every build, failures with the tail of the log file the trace names, slowest, totals', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-trace-cli-'));
   try {
-    const log = join(dir, 'broken.log');
+    // Where drover-build and Nix put a derivation's log: drvs/XX/REST of its file name.
+    mkdirSync(join(dir, 'drvs', 'ff'), { recursive: true });
+    const log = join(dir, 'drvs', 'ff', d('broken-2').split('/').pop()!.slice(2));
     writeFileSync(log, Array.from({ length: 30 }, (_, i) => `log line ${i + 1}`).join('\n') + '\n');
     const trace = [
       `@ build-started ${d('good-1')} ${o('good-1')} x86_64-linux ${join(dir, 'good.log')}`,
@@ -90,6 +92,54 @@ test('summary: every build, failures with the tail of the log file the trace nam
     assert.match(out, new RegExp(`Failures \\(1\\):\\n  broken-2: builder failed with exit code 2\\n    ${d('broken-2')}\\n    last 10 lines of ${log}:\\n    \\| log line 21\\n`));
     assert.match(out, /    \| log line 30\n\nSlowest:\n/);
     assert.match(out, /\nTotals: 2 builds: 1 succeeded, 1 failed; build time [\d.]+s, wall time [\d.]+s\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a log file the trace names is read only when it is that build's log: never another file, never a FIFO", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-trace-cli-'));
+  try {
+    const secret = join(dir, 'id_rsa');
+    writeFileSync(secret, 'PRIVATE KEY\n');
+    const fifo = join(dir, 'drvs', 'ff', d('fifo-1').split('/').pop()!.slice(2));
+    mkdirSync(join(dir, 'drvs', 'ff'), { recursive: true });
+    execFileSync('mkfifo', [fifo]);
+    // A builder's output can hold lines that look like trace lines, naming any file as a log.
+    const trace = [
+      `@ build-started ${d('evil-1')} ${o('evil-1')} x86_64-linux ${secret}`,
+      `@ build-failed ${d('evil-1')} ${o('evil-1')} 1 builder failed`,
+      `@ build-started ${d('fifo-1')} ${o('fifo-1')} x86_64-linux ${fifo}`,
+      `@ build-failed ${d('fifo-1')} ${o('fifo-1')} 1 builder failed`,
+    ].join('\n') + '\n';
+    for (const format of ['plain', 'summary']) {
+      // Killed after 10 s: a run that waits for a writer of the FIFO fails with status null.
+      const r = await runBin(['--format', format], trace, {}, 10_000);
+      assert.equal(r.status, 1, `${format}: ${r.stderr}`);
+      assert.doesNotMatch(r.stdout, /PRIVATE KEY/);
+      assert.match(r.stdout, /evil-1/);
+      assert.match(r.stdout, /fifo-1/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("--history: a file that cannot take this run's durations is named, exit 1", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-trace-hist-'));
+  try {
+    const history = join(dir, 'history.sqlite');
+    const first = await runBin(['--history', history], `@ build-started ${d('a-1')} ${o('a-1')} s /l\n@ build-succeeded ${d('a-1')} ${o('a-1')}\n`);
+    assert.equal(first.status, 0, first.stderr);
+    // The file opens and reads, but refuses the new rows (as a full disk or a lock held too long would).
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(history);
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON builds BEGIN SELECT RAISE(FAIL, 'refused'); END");
+    db.close();
+    const r = await runBin(['--history', history], `@ build-started ${d('a-1')} ${o('a-1')} s /l\n@ build-succeeded ${d('a-1')} ${o('a-1')}\n`);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /done: 1 built, 0 failed/);
+    assert.equal(r.stderr, `drover-trace: error: cannot record build durations in history file ${history}: refused\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -132,9 +182,29 @@ test('usage errors exit 2 with drover-trace: error:', async () => {
   const missing = await runBin(['/nonexistent/trace.log']);
   assert.equal(missing.status, 2);
   assert.equal(missing.stderr, 'drover-trace: error: cannot read /nonexistent/trace.log: no such file\n');
+  const root = openSync('/', 'r');
+  const dirIn = spawnSync(process.execPath, [BIN], { stdio: [root, 'pipe', 'pipe'] });
+  closeSync(root);
+  assert.equal(dirIn.status, 2, 'drover-trace < /');
+  assert.equal(dirIn.stderr.toString(), 'drover-trace: error: cannot read - (standard input): is a directory\n');
+  assert.equal(dirIn.stdout.toString(), '');
   const flag = await runBin(['--frobnicate']);
   assert.equal(flag.status, 2);
   assert.match(flag.stderr, /^drover-trace: error: Unknown argument: frobnicate/);
+  // An option without its value, or given twice, is a mistake, never silently dropped.
+  for (const [args, why] of [
+    [['--history'], /history/],
+    [['--history='], /--history needs a FILE/],
+    [['--format'], /format/],
+    [['--history', 'a.sqlite', '--history', 'b.sqlite'], /--history given more than once/],
+    [['--format=json', '--format=plain'], /--format given more than once/],
+    [['-f', 'json', '-f', 'plain'], /--format given more than once/],
+  ] as const) {
+    const r = await runBin([...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^drover-trace: error: .*${why.source}`), args.join(' '));
+    assert.equal(r.stdout, '');
+  }
 });
 
 test('bad input never kills it: warnings on stderr, lines passed through, exit by the builds', async () => {

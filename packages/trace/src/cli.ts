@@ -24,9 +24,16 @@ async function parseWithYargs(args: string[]): Promise<TraceArgs | number> {
   const argv = await yargs(args)
     .scriptName('drover-trace')
     .usage('$0 [--format tty|plain|json|summary] [--history FILE] [--logs] [FILE...|-]\n\nReads build traces of drover, Nix (0.16, 1.x, internal-json) and Guix; shows what is happening and what happened.')
-    .option('format', { alias: 'f', choices: FORMATS, describe: 'output: tty (default on a terminal), plain (default otherwise), json, summary' })
-    .option('history', { type: 'string', describe: 'SQLite file of earlier build durations, for ETAs; this run is added to it' })
+    .option('format', { alias: 'f', choices: FORMATS, requiresArg: true, describe: 'output: tty (default on a terminal), plain (default otherwise), json, summary' })
+    .option('history', { type: 'string', requiresArg: true, describe: 'SQLite file of earlier build durations, for ETAs; this run is added to it' })
     .option('logs', { type: 'boolean', default: false, describe: 'plain: also print every build log line, prefixed with its derivation name' })
+    .epilog(
+      'Exit status: 0 when the trace reported no failed build, 1 when it did (or the history file could not be written), 2 for a usage error or an input that cannot be read, 130 when interrupted.\n\n' +
+      'Examples:\n' +
+      '  drover-build --print-build-trace DRV 2>&1 >/dev/null | drover-trace\n' +
+      '  nix-build --log-format internal-json -v 2>&1 | drover-trace --format json | jq .type\n' +
+      '  drover-trace --format summary build.log',
+    )
     .strictOptions()
     .help()
     .alias('help', 'h')
@@ -36,6 +43,11 @@ async function parseWithYargs(args: string[]): Promise<TraceArgs | number> {
       usageError = (err?.message ?? msg).replace(/\s*\n\s*/g, ' ');
     })
     .parse();
+  // Given twice, yargs makes an option an array; which one was meant is not for it to guess.
+  for (const name of ['format', 'history'] as const) {
+    if (usageError === null && Array.isArray(argv[name])) usageError = `--${name} given more than once`;
+  }
+  if (usageError === null && argv.history === '') usageError = '--history needs a FILE';
   if (usageError !== null) {
     process.stderr.write(`drover-trace: error: ${usageError}\nTry 'drover-trace --help'.\n`);
     return 2;

@@ -1,6 +1,6 @@
 // --history FILE: an SQLite record of build durations by derivation name, for ETAs and "usually takes".
 import type { Database as Db } from 'better-sqlite3';
-import { TraceUsageError } from './errors.js';
+import { TraceError, TraceUsageError } from './errors.js';
 import type { BuildInfo, Estimator } from './tracker.js';
 
 /** How many of the latest successful builds of a name its estimate averages. */
@@ -16,7 +16,7 @@ export interface HistoryRow {
 export class History implements Estimator {
   private readonly estimates = new Map<string, number>();
 
-  private constructor(private readonly db: Db) {
+  private constructor(private readonly db: Db, private readonly file: string) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS builds (
         id INTEGER PRIMARY KEY,
@@ -42,7 +42,7 @@ export class History implements Estimator {
       const { default: Database } = await import('better-sqlite3');
       const db = new Database(file);
       db.pragma('busy_timeout = 5000');
-      return new History(db);
+      return new History(db, file);
     } catch (e) {
       throw new TraceUsageError(`cannot use history file ${file}: ${(e as Error).message}`);
     }
@@ -65,11 +65,16 @@ export class History implements Estimator {
     return rows;
   }
 
+  /** Adds this run's durations; a file that cannot take them (locked, read-only, disk full) is exit 1, named. */
   record(rows: HistoryRow[], now = Date.now() / 1000): void {
-    const insert = this.db.prepare('INSERT INTO builds (name, drv, duration, result, finished_at) VALUES (?, ?, ?, ?, ?)');
-    this.db.transaction(() => {
-      for (const r of rows) insert.run(r.name, r.drv, r.duration, r.result, now);
-    })();
+    try {
+      const insert = this.db.prepare('INSERT INTO builds (name, drv, duration, result, finished_at) VALUES (?, ?, ?, ?, ?)');
+      this.db.transaction(() => {
+        for (const r of rows) insert.run(r.name, r.drv, r.duration, r.result, now);
+      })();
+    } catch (e) {
+      throw new TraceError(`cannot record build durations in history file ${this.file}: ${(e as Error).message}`);
+    }
   }
 
   close(): void {

@@ -243,3 +243,15 @@ test('build-log events of Nix carry their activity id, in events and in JSON out
   assert.deepEqual(lines.map((l) => timeless(JSON.parse(l) as BuildLog)), logs.map(timeless));
   assert.deepEqual(Object.keys(JSON.parse(lines[0]!) as object), ['type', 'time', 'source', 'activity', 'drv', 'pid', 'text']);
 });
+
+test('an id that is no integer is not read as the digits it starts with', () => {
+  const trace = [
+    '@nix {"action":"start","fields":["/s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-one.drv","",1,1],"id":1,"level":3,"parent":0,"text":"building","type":105}',
+    '@nix {"action":"start","fields":["/s/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-two.drv","",1,1],"id":1e400,"level":3,"parent":0,"text":"building","type":105}',
+    '@nix {"action":"start","fields":["/s/cccccccccccccccccccccccccccccccc-three.drv","",1,1],"id":1.5,"level":3,"parent":0,"text":"building","type":105}',
+  ].join('\n') + '\n';
+  const { events } = parseTrace(trace);
+  const started = events.filter((e) => e.type === 'build-started').map((e) => e.activity);
+  assert.equal(new Set(started).size, 3, String(started));
+  assert.equal(started[0], '1');
+});

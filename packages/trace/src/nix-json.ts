@@ -56,7 +56,8 @@ function exactId(text: string, key: string, parsed: unknown): string | null {
   if (typeof parsed === 'number' && Number.isSafeInteger(parsed)) return String(parsed);
   if (parsed === undefined || parsed === null) return null;
   // Inside a JSON string a quote is always escaped, so `,"id":` / `{"id":` can only be a real key.
-  const m = new RegExp(`[{,]\\s*"${key}"\\s*:\\s*(-?\\d+)`).exec(text);
+  // The digits must be the whole number: `1e400` or `1.5` is no id `1`.
+  const m = new RegExp(`[{,]\\s*"${key}"\\s*:\\s*(-?\\d+)\\s*[,}]`).exec(text);
   return m ? m[1]! : String(parsed);
 }
 

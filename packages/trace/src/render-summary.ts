@@ -33,8 +33,15 @@ export class SummaryRenderer implements TraceSink {
     const byStart = builds.slice().sort((a, b) => (a.start ?? Infinity) - (b.start ?? Infinity) || a.name.localeCompare(b.name));
 
     w(`Builds (${builds.length}):`);
-    const nameWidth = Math.min(Math.max(10, ...builds.map((b) => b.name.length)), 50);
-    const hostWidth = Math.max(7, ...builds.map((b) => hostText(b.host).length));
+    // Loops, not Math.max(...widths): spreading 100k builds into arguments overflows the stack.
+    let nameWidth = 10;
+    let hostWidth = 7;
+    for (const b of builds) {
+      nameWidth = Math.max(nameWidth, b.name.length);
+      hostWidth = Math.max(hostWidth, hostText(b.host).length);
+    }
+    nameWidth = Math.min(nameWidth, 50);
+    hostWidth = Math.min(hostWidth, 30);
     w(`  ${'result'.padEnd(9)} ${'duration'.padStart(8)}  ${'machine'.padEnd(hostWidth)}  ${'derivation'.padEnd(nameWidth)}`);
     for (const b of byStart.sort((a, b) => ORDER[a.state] - ORDER[b.state])) {
       const result = b.state === 'succeeded' ? 'ok' : b.state === 'failed' ? 'FAILED' : b.state;

@@ -71,7 +71,9 @@ export class TtyRenderer implements TraceSink {
     const lines = [head.join('  ')];
     const room = Math.max(1, (this.options.rows?.() ?? 24) - 3);
     const running = t.running().sort((a, b) => (a.start ?? 0) - (b.start ?? 0));
-    const nameWidth = Math.min(40, Math.max(0, ...running.map((b) => b.name.length)));
+    // A loop, not Math.max(...widths): spreading very many builds into arguments overflows the stack.
+    let nameWidth = 0;
+    for (const b of running) nameWidth = Math.max(nameWidth, Math.min(40, b.name.length));
     for (const b of running.slice(0, room)) {
       const elapsed = b.start !== null ? clock(now - b.start) : '-';
       const usual = t.usually(b.name);

@@ -1,6 +1,6 @@
 // One run of drover-trace: opens the inputs, feeds the reader, drives the chosen output, and
 // returns the exit status (0, or 1 when the trace reported a failed build).
-import { accessSync, constants, createReadStream, statSync } from 'node:fs';
+import { accessSync, constants, createReadStream, fstatSync, statSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { TraceUsageError } from './errors.js';
 import { History } from './history.js';
@@ -32,10 +32,23 @@ export interface RunOptions {
 
 type Renderer = TraceSink & { end(): void };
 
-/** Opens every named input up front, so a typo is a usage error before anything is read. */
-function checkInputs(inputs: string[]): void {
+/**
+ * Opens every named input up front, so a typo is a usage error before anything is read.
+ * `processStdin`: `-` is this process's fd 0, which `< dir` makes a directory (Node reads that as
+ * empty input, which would look like a trace without failures).
+ */
+function checkInputs(inputs: string[], processStdin: boolean): void {
   for (const name of inputs) {
-    if (name === '-') continue;
+    if (name === '-') {
+      let isDir = false;
+      try {
+        isDir = processStdin && fstatSync(0).isDirectory();
+      } catch {
+        // No fd 0 to look at: reading it reports what is wrong.
+      }
+      if (isDir) throw new TraceUsageError('cannot read - (standard input): is a directory');
+      continue;
+    }
     try {
       accessSync(name, constants.R_OK);
       if (statSync(name).isDirectory()) throw new Error('is a directory');
@@ -53,7 +66,7 @@ export async function runTrace(options: RunOptions = {}): Promise<number> {
   const inputs = options.inputs && options.inputs.length > 0 ? options.inputs : ['-'];
   const format: Format = options.format ?? (stdout.isTTY ? 'tty' : 'plain');
   if (!FORMATS.includes(format)) throw new TraceUsageError(`unknown format '${String(format)}' (use ${FORMATS.join(', ')})`);
-  checkInputs(inputs);
+  checkInputs(inputs, options.stdin === undefined);
 
   const history = options.history ? await History.open(options.history) : null;
   const out = new Output(stdout);

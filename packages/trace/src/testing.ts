@@ -23,10 +23,10 @@ export const name = (drv: string): string => drv.replace(/^.*\/[0-9a-z]{32}-/, '
 
 export interface RunResult { status: number | null; stdout: string; stderr: string; stdoutBytes: Buffer }
 
-/** Runs bin/drover-trace.js with input on stdin. */
-export function runBin(args: string[], input: Buffer | string = '', env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+/** Runs bin/drover-trace.js with input on stdin; `timeout` (ms) kills a run that hangs, so its test fails rather than waits. */
+export function runBin(args: string[], input: Buffer | string = '', env: NodeJS.ProcessEnv = {}, timeout = 0): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], timeout, killSignal: 'SIGKILL' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));

@@ -1,6 +1,6 @@
 // The words the human outputs (plain, tty, summary) use for builds, failures and times.
-import { openSync, fstatSync, readSync, closeSync } from 'node:fs';
 import type { FailureCause } from './events.js';
+import { readLogTail } from './log-file.js';
 import { formatDuration } from './names.js';
 import type { BuildInfo, Tracker } from './tracker.js';
 
@@ -52,34 +52,14 @@ export function hostText(host: string | null): string {
   return host ?? 'local';
 }
 
-/** The last lines of a build: from its log file when the trace named one, else what the trace carried. */
+/**
+ * The last lines of a build: from its log file when the trace named one that can be read (see
+ * log-file.ts), else what the trace carried.
+ */
 export function logTail(b: BuildInfo, lines: number): { lines: string[]; from: string | null } {
   if (b.log && !/\.(bz2|gz|xz|zst)$/.test(b.log)) {
-    const fromFile = readFileTail(b.log, lines);
+    const fromFile = readLogTail(b.log, b.drv, lines);
     if (fromFile) return { lines: fromFile, from: b.log };
   }
   return { lines: b.tail.slice(-lines), from: null };
 }
-
-function readFileTail(path: string, lines: number): string[] | null {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return null;
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const want = Math.min(size, 64 * 1024);
-    const buf = Buffer.alloc(want);
-    readSync(fd, buf, 0, want, size - want);
-    const all = buf.toString('utf8').split('\n');
-    if (all[all.length - 1] === '') all.pop();
-    return all.slice(-lines);
-  } catch {
-    return null;
-  } finally {
-    closeSync(fd);
-  }
-}
-

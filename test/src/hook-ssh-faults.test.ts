@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Farm, BIN_DIR } from './sshd-harness.js';
-import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, healthRecords, re, startBuild, validLocally, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
+import { addBlob, addDrv, allValidLocally, build, buildEnv, farmProcesses, forgetFailures, healthRecords, re, startBuild, validLocally, validOnMachine, waitFor, wrapperDir } from './hook-ssh-helpers.js';
 
 let farm: Farm;
 
@@ -22,18 +22,13 @@ function fingerprint(m: { dir: string }): string {
   return spawnSync('ssh-keygen', ['-lf', path.join(m.dir, 'host_key.pub')], { encoding: 'utf8' }).stdout.split(' ')[1]!;
 }
 
-/** Forget connection failures, so each test starts with healthy machines. */
-function forgetFailures(): void {
-  fs.rmSync(path.join(farm.stateDir, 'hook-ssh', 'health'), { recursive: true, force: true });
-}
-
 function hookSsh(args: string[], machines: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(path.join(BIN_DIR, 'drover-hook-ssh'), args, { env: buildEnv(farm, { machines }), encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 test('sshd down: the other machine builds, and the dead one is remembered with back-off', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
   // m1 is the faster machine, so it would be chosen first.
   const machines = farm.machinesFile([m1.line({ maxJobs: 1, speedFactor: 4 }), m2.line({ maxJobs: 1 })], 'down-machines');
@@ -64,7 +59,7 @@ test('sshd down: the other machine builds, and the dead one is remembered with b
 });
 
 test('every fitting machine unreachable: decline with ssh\'s own errors; all busy: postpone, said once', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
   const machines = farm.machinesFile([m1.line({ maxJobs: 1 }), m2.line({ maxJobs: 1 })], 'all-down-machines');
   await m1.stop();
@@ -80,7 +75,7 @@ test('every fitting machine unreachable: decline with ssh\'s own errors; all bus
   } finally {
     await m1.start();
     await m2.start();
-    forgetFailures();
+    forgetFailures(farm);
   }
   // Busy: one slot, two long builds, no local slot: the second waits (postpone), said once.
   const busyMachines = farm.machinesFile([m1.line({ maxJobs: 1 })], 'busy-machines');
@@ -92,7 +87,7 @@ test('every fitting machine unreachable: decline with ssh\'s own errors; all bus
 });
 
 test('a wrong host key is refused with a clear error, by the hook and by check: the short reason and the line that pins the key', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
   const machines = farm.machinesFile(['# the farm', m1.line({ maxJobs: 1, hostKeyBase64: m2.hostKeyBase64 })], 'wrong-key-machines');
   const a = await addDrv(farm, { name: 'wrong-key', cmd: 'echo a > $out' });
@@ -105,7 +100,7 @@ test('a wrong host key is refused with a clear error, by the hook and by check: 
   // Nothing of ssh's banner, which tells the user to edit a known_hosts file the hook rewrites on every call.
   assert.doesNotMatch(r.stderr, /REMOTE HOST IDENTIFICATION|known_hosts|@@@/);
   assert.deepEqual(validOnMachine(m1, [a.drv]), [], 'nothing was sent to the impostor');
-  forgetFailures();
+  forgetFailures(farm);
   const ck = hookSsh(['check'], machines);
   assert.equal(ck.status, 1);
   assert.match(ck.stdout, new RegExp(`^  login {6}FAILED: ${re(reason)}$`, 'm'));
@@ -113,7 +108,7 @@ test('a wrong host key is refused with a clear error, by the hook and by check: 
 });
 
 test('an SSH key file that is missing is named with its machines file line, before connecting: skipped without back-off, FAILED in check', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const [m1, m2] = farm.machines as [typeof farm.machines[0], typeof farm.machines[0]];
   const missing = path.join(farm.dir, 'no-such-key');
   const machines = farm.machinesFile([m1.line({ maxJobs: 1, speedFactor: 4, sshKey: missing }), m2.line({ maxJobs: 1 })], 'missing-key-machines');
@@ -149,7 +144,7 @@ test('an SSH key file that is missing is named with its machines file line, befo
 });
 
 test('a machine with MAX_JOBS 0 is out of service: check skips it (exit 0), status says so', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m2 = farm.machines[1]!;
   // Out of service and down (nothing listens on port 1): check must not even try it.
   const machines = farm.machinesFile([`ssh://root@127.0.0.1:1 ${farm.system} - 0`, m2.line({ maxJobs: 1 })], 'out-of-service-machines');
@@ -165,7 +160,7 @@ test('a machine with MAX_JOBS 0 is out of service: check skips it (exit 0), stat
 });
 
 test('the remote store dir must equal ours: the machine is refused with a clear message', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m2 = farm.machines[1]!;
   await m2.stop();
   m2.extraEnv = { DROVER_STORE_DIR: '/somewhere/else/store' };
@@ -183,12 +178,12 @@ test('the remote store dir must equal ours: the machine is refused with a clear 
     await m2.stop();
     m2.extraEnv = {};
     await m2.start();
-    forgetFailures();
+    forgetFailures(farm);
   }
 });
 
 test('connection killed mid-copy: hook-failed, and no partial path registered anywhere', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m1 = farm.machines[0]!;
   // The remote serve takes eight reads (its header, then up to 512 KiB of the stream), then
   // stops reading: the copy is in flight when we cut it.
@@ -214,7 +209,7 @@ test('connection killed mid-copy: hook-failed, and no partial path registered an
 
 for (const engine of ['drover', 'drover-cli']) {
   test(`a stalled copy is detected and ends as a hook failure instead of hanging (engine ${engine})`, async () => {
-    forgetFailures();
+    forgetFailures(farm);
     const m1 = farm.machines[0]!;
     // The remote import stops reading for 8 s: far longer than the stall limit of 2 s.
     const [tool, sub] = engine === 'drover' ? ['drover-hook-ssh', 'serve'] : ['drover-store', 'import'];
@@ -236,7 +231,7 @@ for (const engine of ['drover', 'drover-cli']) {
 }
 
 test('a local input whose contents no longer match its hash is refused before the remote registers it (agent and drover-cli)', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m1 = farm.machines[0]!;
   for (const engine of ['drover', 'drover-cli']) {
     const blob = await addBlob(farm, `rotten-${engine}`, 300_000, 40 + engine.length);
@@ -265,7 +260,7 @@ test('a local input whose contents no longer match its hash is refused before th
 });
 
 test('hook killed with SIGKILL: its slot frees and the remote builder is gone within seconds', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m2 = farm.machines[1]!;
   const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'kill-machines');
   const a = await addDrv(farm, { name: 'long', cmd: 'echo started; /bin/sleep 120; echo x > $out' });
@@ -288,7 +283,7 @@ test('hook killed with SIGKILL: its slot frees and the remote builder is gone wi
 });
 
 test('through the agent: a connection that drops mid-build ends as hook-failed, and the remote build dies with it', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m2 = farm.machines[1]!;
   const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'drop-machines');
   const a = await addDrv(farm, { name: 'dropped', cmd: 'echo started; /bin/sleep 110; echo x > $out' });
@@ -304,7 +299,7 @@ test('through the agent: a connection that drops mid-build ends as hook-failed, 
 });
 
 test('an agent that died is started again by the next build', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m2 = farm.machines[1]!;
   const machines = farm.machinesFile([m2.line({ maxJobs: 1 })], 'agent-machines');
   const a = await addDrv(farm, { name: 'agent-a', cmd: 'echo a > $out' });
@@ -322,7 +317,7 @@ test('an agent that died is started again by the next build', async () => {
 });
 
 test('hostile remotes: garbage answers and a lying export stream are refused, the local store unchanged', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m1 = farm.machines[0]!;
   // A remote whose missing-paths query answers garbage.
   const garbage = wrapperDir(farm, 'garbage-query', 'drover-store', 'query', 'echo "hello from a confused remote"; exit 0');
@@ -335,7 +330,7 @@ test('hostile remotes: garbage answers and a lying export stream are refused, th
   assert.deepEqual(allValidLocally(farm), before);
 
   // A serve that answers garbage.
-  forgetFailures();
+  forgetFailures(farm);
   const babble = wrapperDir(farm, 'garbage-serve', 'drover-hook-ssh', 'serve', 'echo "Welcome! Today is a fine day."; /bin/cat >/dev/null; exit 0');
   const bb = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': babble, agent: '0' } })], 'babble-machines');
   const s = await addDrv(farm, { name: 'babble', cmd: 'echo s > $out' });
@@ -344,7 +339,7 @@ test('hostile remotes: garbage answers and a lying export stream are refused, th
   assert.match(rs.stderr, /\(drover-hook-ssh serve\): 'Welcome! Today is a fine day\..*' is not a session frame \(is something else printing on the remote's stdout\?\)/);
 
   // A remote whose export stream is not an export stream.
-  forgetFailures();
+  forgetFailures(farm);
   const noise = wrapperDir(farm, 'garbage-export', 'drover-store', 'export', 'echo "this is not a nix export stream at all, not at all"; exit 0');
   const n = farm.machinesFile([m1.line({ maxJobs: 1, uriOptions: { 'remote-program': noise, engine: 'drover-cli' } })], 'noise-machines');
   const b = await addDrv(farm, { name: 'noise', cmd: 'echo b > $out' });
@@ -355,7 +350,7 @@ test('hostile remotes: garbage answers and a lying export stream are refused, th
   assert.deepEqual(validLocally(farm, [b.out]), [], 'nothing of the bad stream was registered');
 
   // A remote that slips a path of its own into the stream of outputs.
-  forgetFailures();
+  forgetFailures(farm);
   const planted = m1.run([path.join(BIN_DIR, 'drover-store'), 'add', '/etc/hostname']).stdout.trim();
   assert.match(planted, /-hostname$/);
   const liar = wrapperDir(farm, 'lying-export', 'drover-store', 'export', `exec "$REAL" "$@" ${planted}`);

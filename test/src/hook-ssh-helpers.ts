@@ -222,6 +222,20 @@ export function hookCommand(farm: Farm, args: string[], machines: string): { sta
 }
 
 /** The failure memory the hook keeps of machines (STATE/hook-ssh/health/*.json), by file name. */
+/** Forgets every machine's remembered failures, so the next test starts without back-off. */
+export function forgetFailures(farm: Farm): void {
+  fs.rmSync(path.join(farm.stateDir, 'hook-ssh', 'health'), { recursive: true, force: true });
+}
+
+/** A frame of the session protocol: type, u32 LE length, payload. */
+export function frame(type: string, payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32LE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
 export function healthRecords(farm: Farm): Record<string, { failures: number; retryAt: number; lastError: string }> {
   const dir = path.join(farm.stateDir, 'hook-ssh', 'health');
   const out: Record<string, { failures: number; retryAt: number; lastError: string }> = {};

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN_DIR, Farm } from './sshd-harness.js';
-import { addDrv, allValidLocally, build, healthRecords, hookBuild, hookCommand, re, wrapperDir } from './hook-ssh-helpers.js';
+import { addDrv, allValidLocally, build, forgetFailures, frame, healthRecords, hookBuild, hookCommand, re, wrapperDir } from './hook-ssh-helpers.js';
 
 let farm: Farm;
 
@@ -16,19 +16,6 @@ before(async () => {
 after(async () => {
   await farm?.close();
 });
-
-function forgetFailures(): void {
-  fs.rmSync(path.join(farm.stateDir, 'hook-ssh', 'health'), { recursive: true, force: true });
-}
-
-/** A frame of the session protocol: type, u32 LE length, payload. */
-function frame(type: string, payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeUInt32LE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
 
 /** A machines file whose one machine runs `script` instead of `drover-hook-ssh serve`. */
 function serveMachines(name: string, script: string): string {
@@ -42,7 +29,7 @@ const FORGED = '@ build-succeeded /forged.drv /forged-out';
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/;
 
 test("a remote's {error} with line breaks cannot forge a hook reply or a trace line, nor print escapes; nothing is registered", async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const answer = path.join(farm.dir, 'answer-forging-error');
   const hello = frame('H', JSON.stringify({ v: 2, storeDir: farm.storeDir, version: 'drover-hook-ssh 0.1.0', checksNarHashes: true }));
   const error = `disk full\n${FORGED}\n# accept\r\n\x1b[2Jcleared`;
@@ -73,7 +60,7 @@ test("a remote's {error} with line breaks cannot forge a hook reply or a trace l
 });
 
 test("a serve that dies printing escapes: the error, the failure memory as status shows it and check are printable", async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const machines = serveMachines('escapes', `printf 'oops \\033]0;pwned\\007 bad\\r\\n' >&2; exit 3`);
   const d = await addDrv(farm, { name: 'serve-escapes', cmd: 'echo x > $out' });
   const m = farm.machines[0]!;
@@ -90,7 +77,7 @@ test("a serve that dies printing escapes: the error, the failure memory as statu
   assert.match(st.stdout, new RegExp(`recent failures:\\n  ${re(m.uri)}: 1 in a row, last \\d+s ago: .*oops \\?\\]0;pwned\\? bad$`, 'm'));
   assert.doesNotMatch(st.stdout, CONTROL);
 
-  forgetFailures();
+  forgetFailures(farm);
   const ck = hookCommand(farm, ['check'], machines);
   assert.equal(ck.status, 1, ck.stdout + ck.stderr);
   assert.match(ck.stdout, /^  session    FAILED: .*oops \?\]0;pwned\? bad$/m);

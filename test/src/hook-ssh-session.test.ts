@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Farm, sh } from './sshd-harness.js';
-import { addDrv, healthRecords, hookBuild, hookCommand, re, wrapperDir } from './hook-ssh-helpers.js';
+import { addDrv, forgetFailures, frame, healthRecords, hookBuild, hookCommand, re, wrapperDir } from './hook-ssh-helpers.js';
 
 let farm: Farm;
 
@@ -16,19 +16,6 @@ after(async () => {
   await farm?.close();
 });
 
-function forgetFailures(): void {
-  fs.rmSync(path.join(farm.stateDir, 'hook-ssh', 'health'), { recursive: true, force: true });
-}
-
-/** A frame of the session protocol: type, u32 LE length, payload. */
-function frame(type: string, payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeUInt32LE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
-
 const BAD_SERVES: { name: string; answer: Buffer; says: string }[] = [
   { name: 'garbage', answer: Buffer.from('hello world\n'), says: `'hello world?' is not a session frame (is something else printing on the remote's stdout?)` },
   { name: 'v1', answer: frame('H', JSON.stringify({ v: 1, storeDir: '/tmp/xx/abcd' })), says: 'speaks session protocol 1, this hook speaks 2; install the same drover version on both machines' },
@@ -38,7 +25,7 @@ const BAD_SERVES: { name: string; answer: Buffer; says: string }[] = [
 
 /** A hook build on the first machine, whose `serve` answers `bytes` and leaves a second later; failures forgotten first. */
 async function buildWithServe(name: string, bytes: string | Buffer) {
-  forgetFailures();
+  forgetFailures(farm);
   const m = farm.machines[0]!;
   const answer = path.join(farm.dir, `answer-${name}`);
   fs.writeFileSync(answer, bytes);
@@ -66,7 +53,7 @@ for (const bad of BAD_SERVES) {
     assert.match(st.stdout, new RegExp(`recent failures:\\n  ${re(m.uri)}: 1 in a row, last \\d+s ago: ${re(says)}`));
 
     // check opens a session too, so it sees what a build would meet.
-    forgetFailures();
+    forgetFailures(farm);
     const ck = hookCommand(farm, ['check'], machines);
     assert.equal(ck.status, 1, ck.stdout + ck.stderr);
     assert.match(ck.stdout, new RegExp(`^${re(m.uri)}: FAILED\\n  login      ok .*\\n  store dir  ok: ${re(farm.storeDir)}\\n  drover     ${re(wrapper)}/drover-hook-ssh \\(node v\\d+\\.\\d+\\.\\d+\\)\\n  session    FAILED: ${re(says)}\\n  free disk  `, 'm'));
@@ -74,7 +61,7 @@ for (const bad of BAD_SERVES) {
 }
 
 test('a serve that says nothing: "did not answer within 2s", recorded as such in the failure memory', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m = farm.machines[0]!;
   const wrapper = wrapperDir(farm, 'serve-hang', 'drover-hook-ssh', 'serve', 'exec /bin/sleep 30');
   const machines = farm.machinesFile([m.line({ maxJobs: 1, uriOptions: { 'remote-program': wrapper, agent: '0', 'stall-timeout': '2' } })], 'serve-hang-machines');
@@ -139,7 +126,7 @@ for (const bad of LATE_BAD_SERVES) {
 }
 
 test('a serve whose build fails (status 100) after a good hello: exit 100, a build failure, no back-off', async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m = farm.machines[0]!;
   const answer = path.join(farm.dir, 'answer-status-100');
   fs.writeFileSync(answer, Buffer.concat([goodHello(), frame('M', JSON.stringify({ missing: [] })), frame('M', JSON.stringify({ status: 100 }))]));
@@ -153,7 +140,7 @@ test('a serve whose build fails (status 100) after a good hello: exit 100, a bui
 });
 
 test("an agent socket that answers garbage: the hook warns once naming the socket and builds through serve; check shows the agent UNUSABLE and why", async () => {
-  forgetFailures();
+  forgetFailures(farm);
   const m = farm.machines[0]!;
   // A fake agent: `agent --start` starts (once) a server on a socket of its own that answers
   // every connection with a line of text, and prints that socket as the real one does.

@@ -154,6 +154,7 @@ test('the line number counts comments and blanks', () => {
 test('machines file location: flag > DROVER_MACHINES > XDG_CONFIG_HOME', () => {
   assert.deepEqual(machinesFilePath('/a', { DROVER_MACHINES: '/b' }), { file: '/a', explicit: true });
   assert.deepEqual(machinesFilePath(undefined, { DROVER_MACHINES: '/b' }), { file: '/b', explicit: true });
+  assert.throws(() => machinesFilePath('', { DROVER_MACHINES: '/b' }), /--machines was given an empty file name/);
   assert.deepEqual(machinesFilePath(undefined, { XDG_CONFIG_HOME: '/c' }), { file: '/c/drover/machines', explicit: false });
 });
 

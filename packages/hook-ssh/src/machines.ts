@@ -69,7 +69,9 @@ export const FIELD_NAMES = [
 
 /** `--machines` > `DROVER_MACHINES` > `$XDG_CONFIG_HOME/drover/machines`. */
 export function machinesFilePath(flag?: string, env: NodeJS.ProcessEnv = process.env): { file: string; explicit: boolean } {
-  if (flag) return { file: path.resolve(flag), explicit: true };
+  // Empty is a mistake (an unset shell variable, say), not a request for the default file.
+  if (flag === '') throw new MachinesFileError("--machines was given an empty file name");
+  if (flag !== undefined) return { file: path.resolve(flag), explicit: true };
   if (env.DROVER_MACHINES) return { file: path.resolve(env.DROVER_MACHINES), explicit: true };
   const xdg = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
   return { file: path.join(xdg, 'drover', 'machines'), explicit: false };

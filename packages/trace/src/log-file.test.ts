@@ -1,7 +1,7 @@
 // Tests of reading the build log file a trace names: only a derivation's own log, never a FIFO.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -22,7 +22,7 @@ test('a log file is one named after its derivation, as Nix, Guix and drover-buil
   assert.ok(!isLogOf('/root/.ssh/id_rsa', '/x/id_rsa'));
 });
 
-test('readLogTail: the last lines of the log; null for a file that is no log of the build, a FIFO, a directory', () => {
+test('readLogTail: the last lines of the log; null for a file that is no log of the build, a symlink, a FIFO, a directory', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-trace-logfile-'));
   try {
     mkdirSync(join(dir, 'drvs', 'ff'), { recursive: true });
@@ -33,6 +33,11 @@ test('readLogTail: the last lines of the log; null for a file that is no log of 
     const secret = join(dir, 'secret');
     writeFileSync(secret, 'do not print me\n');
     assert.equal(readLogTail(secret, DRV, 3), null);
+    // A symlink named as the log would pass the name check: it is not followed.
+    const linkDrv = '/nix/store/ffffffffffffffffffffffffffffffff-evil-1.drv';
+    const link = join(dir, 'drvs', 'ff', 'ffffffffffffffffffffffffffffff-evil-1.drv');
+    symlinkSync(secret, link);
+    assert.equal(readLogTail(link, linkDrv, 3), null);
 
     // Opening a FIFO for reading waits for a writer: it would hang the whole run.
     const fifoDrv = '/nix/store/ffffffffffffffffffffffffffffffff-fifo-1.drv';

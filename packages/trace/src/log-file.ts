@@ -2,8 +2,9 @@
 //
 // The name comes from the input, which may be anyone's output (a builder can print a line that
 // looks like a trace line), so it is opened only when it is what a build log is: a regular file
-// (a FIFO or a device would block or never end) named after its derivation, as Nix, Guix and
-// drover-build name them (`…/drvs/XX/REST` for `/…/XXREST.drv`, or Nix 0.16's `…/drvs/XXREST.drv`).
+// (a FIFO or a device would block or never end), not through a symlink (which could lead
+// anywhere), named after its derivation, as Nix, Guix and drover-build name them
+// (`…/drvs/XX/REST` for `/…/XXREST.drv`, or Nix 0.16's `…/drvs/XXREST.drv`).
 // Anything else, `/etc/passwd` or `../../secret` included, is never read into the output.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -28,7 +29,8 @@ export function readLogTail(log: string, drv: string, lines: number): string[] |
   let fd: number;
   try {
     // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
-    fd = openSync(log, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    // Not through a symlink: the name is checked, and a link so named could lead anywhere.
+    fd = openSync(log, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | constants.O_NOFOLLOW);
   } catch {
     return null;
   }

@@ -19,9 +19,9 @@ test('-: a bad stdin line is named with its line number (exit 2), nothing is bui
   const before = storeNames();
   const missing = `${e.t.storeDir}/00000000000000000000000000000000-missing.drv`;
   for (const [input, re] of [
-    [`${a.drv}\n\ngarbage\n`, /^drover-build: error: stdin line 3: 'garbage' is not a derivation/m],
-    [`\n${a.drv}\n${missing}`, /^drover-build: error: stdin line 3: .*00000000000000000000000000000000-missing\.drv/m],
-    [`${e.t.storeDir}/short.drv\n`, /^drover-build: error: stdin line 1: /m],
+    [`${a.drv}\n\ngarbage\n`, /^drover-build: error: standard input: line 3: 'garbage' is not a derivation/m],
+    [`\n${a.drv}\n${missing}`, /^drover-build: error: standard input: line 3: .*00000000000000000000000000000000-missing\.drv/m],
+    [`${e.t.storeDir}/short.drv\n`, /^drover-build: error: standard input: line 1: /m],
   ] as const) {
     const r = e.build(['-'], { input });
     assert.equal(r.code, 2, r.stderr);
@@ -88,7 +88,7 @@ done
   assert.equal(r.stdout, `${a.out.out}\n`);
   assert.ok(Date.now() - t0 < 30_000, 'no quadratic rescanning of the line');
   assert.ok(r.stderr.length < 200_000, `bounded stderr: ${r.stderr.length}`);
-  assert.match(r.stderr, /^x+ \[line cut: the build hook printed more than 65536 characters without a newline\]$/m);
+  assert.match(r.stderr, /^x+ \[line cut: the build hook printed more than 65536 characters on one line\]$/m);
   assert.equal(fs.readFileSync(a.out.out!, 'utf8'), 'built\n');
 });
 
@@ -114,4 +114,17 @@ test('a derivation whose features cannot go on a request line fails by itself (e
   assert.ok(t.some((l) => l[0] === 'build-failed' && l[1] === a.drv));
   assert.ok(!t.some((l) => l[0] === 'hook-failed'));
   assert.equal(fs.existsSync(asked), false, 'no malformed request was sent');
+  // As if the hook had declined: where this machine has the feature, it builds here.
+  const local = e.build([a.drv, '--build-hook', h, '--system-features', 'kvm,gpu']);
+  assert.equal(local.code, 0, local.stderr);
+  assert.equal(local.stdout, `${a.out.out}\n`);
+  assert.equal(fs.existsSync(asked), false, 'still no request');
+});
+
+test('a derivation field quoted in an error cannot start a trace line of its own', async () => {
+  const a = await e.drv({ name: 'forged-system', cmd: 'echo > $out', system: 'x\n@ build-succeeded /forged.drv /forged\n\x1b[2J' });
+  const r = e.build(['--print-build-trace', a.drv]);
+  assert.equal(r.code, 100, r.stderr);
+  assert.ok(!r.stderr.split('\n').some((l) => l.startsWith('@ build-succeeded')), r.stderr);
+  assert.doesNotMatch(r.stderr, /\x1b/);
 });

@@ -52,6 +52,18 @@ test('-L: a long line goes out in prefixed pieces, nothing lost', () => {
   assert.equal(out, 'x> abcd\nx> efgh\nx> ijk\nx> lm\n');
 });
 
+test('a cut never falls between the halves of a surrogate pair (-L loses nothing, a cut hook line is valid text)', () => {
+  let out = '';
+  const pre = new LinePrefixer('x> ', (t) => (out += t), 4);
+  pre.push(Buffer.from('abc\u{1F600}def\n'));
+  assert.equal(out, 'x> abc\nx> \u{1F600}de\nx> f\n');
+  const got: [string, boolean][] = [];
+  const split = new LineSplitter((l, cut) => got.push([l, cut]), 4);
+  split.push('abc\u{1F600}def\nok\n');
+  assert.deepEqual(got, [['abc', true], ['ok', false]]);
+  assert.ok(got.every(([l]) => !/\p{Cs}/u.test(l)), 'no lone surrogate');
+});
+
 test('--timeout and --hook-timeout longer than a Node timer are refused, not fired at once', () => {
   const opts = (f: object, env: NodeJS.ProcessEnv = {}) => resolveBuildOptions(f, env, () => {});
   assert.throws(() => opts({ timeout: MAX_TIMER_SECONDS + 1 }), /--timeout must be at most 2147483 seconds/);
@@ -66,6 +78,6 @@ test('paths from stdin know their line; a character split between chunks survive
     yield b.subarray(0, 17); // inside the é
     yield b.subarray(17);
   }
-  assert.deepEqual(await readPathArgs(['-'], chunks()), { paths: ['/s/a.drv', '/s/é.drv'], places: ['stdin line 2', 'stdin line 4'] });
+  assert.deepEqual(await readPathArgs(['-'], chunks()), { paths: ['/s/a.drv', '/s/é.drv'], places: ['standard input: line 2', 'standard input: line 4'] });
   assert.deepEqual(await readPathArgs(['/s/a.drv']), { paths: ['/s/a.drv'] });
 });

@@ -83,11 +83,16 @@ export function tailLines(file: string, n = 25): string[] {
 }
 
 /**
- * The longest line (in UTF-16 units) either class below holds. A builder or hook that prints
+ * The longest line (in UTF-16 units: 64 K characters, most of them) either class below holds. A builder or hook that prints
  * megabytes without a newline would otherwise grow one string without bound, and rescanning
  * it for every chunk makes that quadratic: a 300 MB line took minutes and gigabytes.
  */
 export const MAX_LINE = 64 * 1024;
+
+/** Where to cut `s` to at most `max` UTF-16 units: never between the halves of a surrogate pair. */
+function cutAt(s: string, max: number): number {
+  return (s.charCodeAt(max - 1) & 0xfc00) === 0xd800 ? max - 1 : max;
+}
 
 /**
  * Splits a byte stream into lines and writes each with a prefix (`-L`). A line longer than
@@ -110,14 +115,14 @@ export class LinePrefixer {
     let rest = lines.pop()!;
     let s = '';
     for (const l of lines) s += this.prefixed(l);
-    for (; rest.length > this.maxLine; rest = rest.slice(this.maxLine)) s += `${this.prefix}${rest.slice(0, this.maxLine)}\n`;
+    for (let n; rest.length > this.maxLine; rest = rest.slice(n)) s += `${this.prefix}${rest.slice(0, (n = cutAt(rest, this.maxLine)))}\n`;
     this.partial = rest;
     if (s !== '') this.write(s);
   }
 
   private prefixed(line: string): string {
     let s = '';
-    for (; line.length > this.maxLine; line = line.slice(this.maxLine)) s += `${this.prefix}${line.slice(0, this.maxLine)}\n`;
+    for (let n; line.length > this.maxLine; line = line.slice(n)) s += `${this.prefix}${line.slice(0, (n = cutAt(line, this.maxLine)))}\n`;
     return `${s}${this.prefix}${line}\n`;
   }
 
@@ -158,14 +163,14 @@ export class LineSplitter {
     if (this.skipping) return;
     this.partial += text.slice(start);
     if (this.partial.length > this.maxLine) {
-      this.onLine(this.partial.slice(0, this.maxLine), true);
+      this.onLine(this.partial.slice(0, cutAt(this.partial, this.maxLine)), true);
       this.partial = '';
       this.skipping = true;
     }
   }
 
   private emit(line: string): void {
-    if (line.length > this.maxLine) this.onLine(line.slice(0, this.maxLine), true);
+    if (line.length > this.maxLine) this.onLine(line.slice(0, cutAt(line, this.maxLine)), true);
     else this.onLine(line, false);
   }
 

@@ -142,7 +142,7 @@ export function loadGoals(store: Store, drvPaths: readonly string[], places?: re
   const goals = new Map<string, Goal>();
   const top: Goal[] = [];
   const requested = new Set<string>();
-  /** Where a requested path was read, as a message prefix (`stdin line 3: `). */
+  /** Where a requested path was read, as a message prefix (`standard input: line 3: `). */
   const placeOf = new Map<string, string>();
   for (const [i, arg] of drvPaths.entries()) {
     const at = places?.[i] ? `${places[i]}: ` : '';

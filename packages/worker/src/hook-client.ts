@@ -118,7 +118,7 @@ export class HookInstance {
       else w.reject(new HookError(`bad hook reply '${shownReply(parsed.reply, cut)}'`, 0));
       return;
     }
-    this.config.stderr(cut ? `${line} [line cut: the build hook printed more than ${MAX_LINE} characters without a newline]\n` : `${line}\n`);
+    this.config.stderr(cut ? `${line} [line cut: the build hook printed more than ${MAX_LINE} characters on one line]\n` : `${line}\n`);
   }
 
   private failWaiter(e: HookError): void {

@@ -4,7 +4,7 @@ import { UsageError } from '@drover/store';
 export interface PathArgs {
   paths: string[];
   /**
-   * Where each path came from, for error messages (`stdin line 3`); undefined for argv,
+   * Where each path came from, for error messages (`standard input: line 3`); undefined for argv,
    * where the path quoted in the message is place enough.
    */
   places?: string[];
@@ -24,7 +24,7 @@ export async function readPathArgs(args: readonly string[], stdin: AsyncIterable
         const p = l.trim();
         if (p === '') return;
         paths.push(p);
-        places.push(`stdin line ${i + 1}`);
+        places.push(`standard input: line ${i + 1}`);
       });
     return { paths, places };
   }

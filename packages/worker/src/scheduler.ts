@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkAcyclic, removeTree, lock, type Store, type ValidPathInfo } from '@drover/store';
+import { shown } from '@drover/store/errors';
 import { buildOrder, loadGoals, type Goal, type GoalGraph } from './goals.js';
 import { LinePrefixer, LogDir, tailLines, type LazyLog } from './build-log.js';
 import { BuildLocks, buildLockDir, lockFd } from './build-locks.js';
@@ -124,7 +125,7 @@ export class Scheduler {
 
   /**
    * Realises `drvPaths`; resolves with the outputs, failures and exit status. `places` says
-   * where each path was read (`stdin line 3`), for the errors about it.
+   * where each path was read (`standard input: line 3`), for the errors about it.
    */
   async run(drvPaths: readonly string[], places?: readonly string[]): Promise<BuildResult> {
     this.graph = loadGoals(this.store, drvPaths, places);
@@ -353,17 +354,16 @@ export class Scheduler {
 
   private async askHook(g: Goal): Promise<void> {
     const req = { system: g.drv.system, drvPath: g.drvPath, features: g.features };
+    g.state = 'asking';
     try {
       formatHookRequest({ amWilling: false, ...req });
     } catch (e) {
-      // The derivation's system or features cannot be written on a request line: its own
-      // fault, not the hook's, and no retry mends it.
-      this.releaseLocks(g);
-      this.fail(g, { kind: 'unsupported', status: 0, message: `cannot offer '${g.drvPath}' to the build hook: ${(e as Error).message}` });
+      // The derivation's system or features cannot be written on a request line (its own
+      // fault, not the hook's): the hook cannot be asked, which is as if it had declined.
+      this.notTakenByHook(g, `cannot offer '${g.drvPath}' to the build hook: ${(e as Error).message}`);
       this.pump();
       return;
     }
-    g.state = 'asking';
     const amWilling = this.localRunning + this.willingInFlight < this.opts.maxJobs && this.canBuildLocally(g);
     if (amWilling) this.willingInFlight++;
     let answer;
@@ -399,20 +399,31 @@ export class Scheduler {
       g.state = 'postponed';
       this.postponed.push(g);
       this.postponeTimer ??= setTimeout(() => this.wakePostponed(), this.opts.postponeDelayMs);
-    } else if (!this.canBuildLocally(g)) {
+    } else {
+      this.notTakenByHook(g);
+    }
+    this.pump();
+  }
+
+  /**
+   * A build the hook declined, or could not be offered (`unofferable` says why): built here
+   * when this machine can, now or once a slot is free; failed otherwise.
+   */
+  private notTakenByHook(g: Goal, unofferable?: string): void {
+    if (!this.canBuildLocally(g)) {
       this.releaseLocks(g);
-      this.fail(g, this.unsupported(g, true));
+      this.fail(g, unofferable ? { kind: 'unsupported', status: 0, message: unofferable } : this.unsupported(g, true));
     } else if (this.slotFree(g)) {
       this.startLocal(g);
     } else if (this.opts.maxJobs === 0) {
       this.releaseLocks(g);
-      this.fail(g, { kind: 'system', status: 0, message: `cannot build '${g.drvPath}': the build hook declined it and --max-jobs is 0` });
+      const why = unofferable ?? `cannot build '${g.drvPath}': the build hook declined it`;
+      this.fail(g, { kind: 'system', status: 0, message: `${why} and --max-jobs is 0` });
     } else {
       this.releaseLocks(g);
       g.state = 'slot-wait';
       this.slotWait.push(g);
     }
-    this.pump();
   }
 
   /**
@@ -738,7 +749,9 @@ export class Scheduler {
     this.failures.push({ drvPath: g.drvPath, failure });
     const line = failure.kind === 'hook' ? hookFailedLine : buildFailedLine;
     this.trace(line(g.drvPath, g.mainOut, failure.status, failure.message));
-    let msg = `drover-build: error: ${failure.message}`;
+    // The message may quote a derivation's fields or a hook's words: shown escaped, and any
+    // line after the first indented, so none of it can pass for a trace line on this stderr.
+    let msg = `drover-build: error: ${shown(failure.message).replace(/\n/g, '\n       ')}`;
     // A log file exists once the builder wrote something (build-log.ts): a silent one has none.
     if (logFile && fs.existsSync(logFile)) {
       const tail = tailLines(logFile, 25);

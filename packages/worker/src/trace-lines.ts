@@ -30,8 +30,12 @@ function word(s: string): string {
   return s === '' ? '-' : s.replace(/\s/g, '_');
 }
 
+/** A free-text field: one line, and no control character (an escape sequence would reach a terminal). */
 function oneLine(s: string): string {
-  return s.replace(/\r?\n|\r/g, ' ').trim();
+  return s
+    .replace(/\r?\n|\r/g, ' ')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '?')
+    .trim();
 }
 
 /** One trace line, with its final newline. */

@@ -241,7 +241,8 @@ test('a write to standard output that fails (> /dev/full) is an error, exit 1, a
   ok(drover(s.env, ['register-validity', '--hash-given'], registrationText(c, true)), 'register-validity');
   const env = { ...process.env, ...s.env };
   // Small outputs: a single write, whose failure the exit could otherwise outrun.
-  for (const args of [['hash', c[0]!.path], ['query', '--hash', c[2]!.path], ['dump-db'], ['convert-hash', '--to', 'base32', 'sha256:' + '0'.repeat(64)]]) {
+  // And the two that write fd 1 from native threads, not through process.stdout.
+  for (const args of [['hash', c[0]!.path], ['query', '--hash', c[2]!.path], ['dump-db'], ['convert-hash', '--to', 'base32', 'sha256:' + '0'.repeat(64)], ['export', c[2]!.path], ['dump', c[0]!.path]]) {
     const full = fs.openSync('/dev/full', 'w');
     const r = spawnSync(process.execPath, [STORE_BIN, ...args], { env, stdio: ['ignore', full, 'pipe'] });
     fs.closeSync(full);
@@ -268,6 +269,7 @@ test('a damaged DB: verify lists what SQLite finds, a line each, then stops; oth
   const lines = v.stdout.trimEnd().split('\n');
   assert.ok(lines.length >= 2, v.stdout);
   for (const l of lines) assert.match(l, new RegExp(`^db-corrupt ${s.stateDir} \\S`), 'one finding a line');
+  assert.ok(!lines.some((l) => l.includes('*** in database')), "SQLite's heading is no finding");
   assert.match(v.stderr, /^drover-store: error: verify found \d+ problems \(listed on stdout\)\n$/);
   const d = drover(s.env, ['dump-db']);
   assert.equal(d.code, 1);

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FileLock, lock, lockSync, tryLock, LockTimeoutError } from './locks.js';
+import { FileLock, lock, lockSync, tryLock, tryLockAsync, LockTimeoutError } from './locks.js';
 
 const LOCKS_JS = fileURLToPath(new URL('./locks.js', import.meta.url));
 
@@ -137,6 +137,40 @@ test('a lock file that cannot be unlinked is not marked stale, and the lock is s
   const l = new FileLock(blocker, fd);
   l.release({ unlink: true });
   assert.equal(l.held, false);
+  assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' }, 'the descriptor was closed');
+  assert.equal(fs.statSync(held).size, 0, "no 'd' in a file still linked");
+});
+
+test('tryLockAsync and releaseAsync keep the same rules: exclusion, the stale mark, a fresh file after, and the directory made', async (t) => {
+  const f = path.join(tempDir(t), 'sub', 'a.lock');
+  const a = await tryLockAsync(f);
+  assert.ok(a?.held, 'free: taken, its directory made');
+  assert.equal(await tryLockAsync(f), undefined, 'held: not taken');
+  assert.equal(tryLock(f), undefined, 'held: not taken by the synchronous form either');
+  const waiter = fs.openSync(f, 'r');
+  t.after(() => fs.closeSync(waiter));
+  const releasing = a!.releaseAsync({ unlink: true });
+  assert.equal(a!.held, false, 'released at once, as far as the holder knows');
+  await releasing;
+  assert.equal(fs.existsSync(f), false, 'unlinked');
+  assert.equal(fs.fstatSync(waiter).size, 1, "a waiter's file is marked stale");
+  const b = await tryLockAsync(f);
+  assert.ok(b?.held);
+  assert.equal(fs.statSync(f).size, 0, 'a fresh, empty file');
+  await b!.releaseAsync();
+  assert.ok(fs.existsSync(f), 'kept without unlink');
+  const c = tryLock(f);
+  assert.ok(c?.held, 'free again');
+  c!.release();
+});
+
+test('releaseAsync of a lock file that cannot be unlinked does not mark it, and closes it', async (t) => {
+  const d = tempDir(t);
+  const held = path.join(d, 'held.lock');
+  const fd = fs.openSync(held, 'w+');
+  const blocker = path.join(d, 'not-a-file');
+  fs.mkdirSync(blocker);
+  await new FileLock(blocker, fd).releaseAsync({ unlink: true });
   assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' }, 'the descriptor was closed');
   assert.equal(fs.statSync(held).size, 0, "no 'd' in a file still linked");
 });

@@ -49,7 +49,10 @@ async function verifyInto(store: Store, problems: VerifyProblem[], opts: { check
   for (const row of db.db.pragma('quick_check') as { quick_check: string }[]) {
     if (row.quick_check === 'ok') continue;
     // One row may hold many findings, a line each: each is a problem line of its own.
-    for (const line of row.quick_check.split('\n')) if (line) problems.push({ kind: 'db-corrupt', path: db.stateDir, detail: line });
+    // ('*** in database main ***' heads the findings; it is none itself.)
+    for (const line of row.quick_check.split('\n')) {
+      if (line && !/^\*\*\* in database /.test(line)) problems.push({ kind: 'db-corrupt', path: db.stateDir, detail: line });
+    }
   }
   const dangling = db.db
     .prepare(

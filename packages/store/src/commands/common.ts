@@ -135,10 +135,26 @@ export class PathArgs {
   }
 }
 
+/** `e` (its class, code and fields kept) with its message prefixed by where its path was read. */
 function placed(e: unknown, place: string): unknown {
-  if (!(e instanceof DroverError)) return e;
-  const p = new DroverError(`${place}: ${e.message}`, e.exitCode, { cause: e });
-  return p;
+  if (e instanceof DroverError) e.message = `${place}: ${e.message}`;
+  return e;
+}
+
+/**
+ * Runs `fn`, which writes to fd 1 itself (not through process.stdout): a failed write there is
+ * reported as runMain reports one to process.stdout. EPIPE (the reader left) passes as it is.
+ */
+export async function writingStdout<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const { code, syscall } = e as NodeJS.ErrnoException;
+    if (code !== 'EPIPE' && (syscall === 'write' || syscall === 'sendfile')) {
+      throw new DroverError(`cannot write to standard output: ${(e as Error).message}`, 1, { cause: e });
+    }
+    throw e;
+  }
 }
 
 export async function pathsFrom(args: readonly string[]): Promise<PathArgs> {

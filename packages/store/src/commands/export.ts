@@ -4,7 +4,7 @@ import { exportPathsToFd } from '../export.js';
 import { importPaths } from '../import.js';
 import { fdChunks } from '../fd-chunks.js';
 import { resolveStorePath } from '../query.js';
-import { defineCommand, out, withStore, pathsFrom } from './common.js';
+import { defineCommand, out, withStore, pathsFrom, writingStdout } from './common.js';
 import { megabytes, progressLine } from './progress.js';
 
 export const exportCommand = defineCommand<{ paths: string[] }>({
@@ -17,9 +17,11 @@ export const exportCommand = defineCommand<{ paths: string[] }>({
     const progress = progressLine();
     await withStore(argv, (store) =>
       args.about(() =>
-        exportPathsToFd(store, args.resolved(store.storeDir, resolveStorePath), 1, {
-          onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`),
-        }),
+        writingStdout(() =>
+          exportPathsToFd(store, args.resolved(store.storeDir, resolveStorePath), 1, {
+            onProgress: (p) => progress.update(`exporting: ${p.paths}/${p.totalPaths} paths, ${megabytes(p.bytes)}`),
+          }),
+        ),
       ),
       { open: 'existing' },
     );

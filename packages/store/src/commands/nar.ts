@@ -2,7 +2,7 @@
 import { NarFormatError, UsageError } from '../errors.js';
 // Not nar.js: a dump starts ~10 ms sooner without the modules only restore and hashing need.
 import { dumpNarToFd } from '../nar-dump.js';
-import { defineCommand } from './common.js';
+import { defineCommand, writingStdout } from './common.js';
 
 export const dump = defineCommand<{ path: string }>({
   command: 'dump <path>',
@@ -10,7 +10,7 @@ export const dump = defineCommand<{ path: string }>({
   builder: (y) => y.positional('path', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     if (process.stdout.isTTY) throw new UsageError('refusing to write a NAR to a terminal; redirect stdout');
-    await dumpNarToFd(argv.path, 1);
+    await writingStdout(() => dumpNarToFd(argv.path, 1));
   },
 });
 

@@ -53,6 +53,21 @@ test('a batch registers whole, references resolved inside it; queries see Nix-sh
   assert.throws(() => queryRequisites(db, [`${path.dirname(app.path)}/${'0'.repeat(32)}-nope`]), InvalidPathError);
 });
 
+test('pathInfos answers for many paths what queryPathInfo answers for each; invalid ones are absent', (t) => {
+  const { db, make } = setup(t);
+  const libc = make('libc');
+  const lib = make('lib', [libc.path]);
+  const other = make('other');
+  const app = make('app', [lib.path, libc.path, other.path], lib.path);
+  db.registerValidPaths([libc, lib, other, app]);
+  const ghost = `${path.dirname(app.path)}/${'0'.repeat(32)}-ghost`;
+  const got = db.pathInfos([app.path, ghost, libc.path, lib.path, app.path]);
+  assert.deepEqual([...got.keys()].sort(), [app.path, libc.path, lib.path].sort());
+  for (const p of [app.path, libc.path, lib.path]) assert.deepEqual(got.get(p), db.queryPathInfo(p), p);
+  assert.equal(got.get(app.path)!.references.length, 3);
+  assert.equal(db.pathInfos([]).size, 0);
+});
+
 test('a dangling reference, a missing path, a foreign path or a cycle registers nothing', (t) => {
   const { s, db, make } = setup(t);
   const a = make('a');

@@ -220,6 +220,8 @@ export class StoreDb {
       allRefs: this.db.prepare('select referrer, reference from Refs').raw(),
       count: this.db.prepare('select count(*) from ValidPaths').pluck(),
       maxId: this.db.prepare('select max(id) from ValidPaths').pluck(),
+      infoAmong: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ca from ValidPaths where path in (select value from json_each(?))'),
+      refsAmong: this.db.prepare('select r.referrer, v.path from Refs r join ValidPaths v on v.id = r.reference where r.referrer in (select value from json_each(?))').raw(),
       rootIds: this.db.prepare('select id, path from ValidPaths where path in (select value from json_each(?))').raw(),
       referenceRows: this.db.prepare('select r.reference, v.path from Refs r join ValidPaths v on v.id = r.reference where r.referrer = ?').raw(),
       referrerRows: this.db.prepare('select r.referrer, v.path from Refs r join ValidPaths v on v.id = r.referrer where r.reference = ?').raw(),
@@ -258,6 +260,21 @@ export class StoreDb {
     const row = this.stmts.info.get(p) as InfoRow | undefined;
     if (!row) return undefined;
     return this.toInfo(row, this.stmts.refs.all(row.id) as string[]);
+  }
+
+  /**
+   * queryPathInfo of many paths in two queries (rows, then their references), read in one
+   * transaction; paths that are not valid are absent. An export of a thousand paths spent
+   * ~30 ms on a pair of queries per path.
+   */
+  pathInfos(paths: readonly string[]): Map<string, ValidPathInfo> {
+    return this.readTransaction(() => {
+      const rows = this.stmts.infoAmong.all(JSON.stringify(paths)) as InfoRow[];
+      const refs = new Map<number, string[]>(rows.map((r) => [r.id, []]));
+      for (const [referrer, path] of this.stmts.refsAmong.all(JSON.stringify(rows.map((r) => r.id))) as [number, string][]) refs.get(referrer)!.push(path);
+      // Sorted as queryPathInfo's 'order by path' (store paths are ASCII: code units are bytes).
+      return new Map(rows.map((r) => [r.path, this.toInfo(r, refs.get(r.id)!.sort())]));
+    });
   }
 
   private toInfo(row: InfoRow, references: string[]): ValidPathInfo {

@@ -42,7 +42,27 @@ export const STREAM_END = u64(0);
 /** The bytes after a path's NAR; references are written sorted, as Nix's StorePathSet is. */
 export function encodeTrailer(t: ExportTrailer): Buffer {
   const refs = [...t.references].sort();
-  return Buffer.concat([u64(EXPORT_MAGIC), str(t.path), u64(refs.length), ...refs.map(str), str(t.deriver ?? ''), u64(0)]);
+  const strings = [t.path, ...refs, t.deriver ?? ''];
+  // One buffer, filled in place: a buffer per field and a concat cost ~25 µs a path.
+  let size = 8 + 8 + 8;
+  for (const x of strings) size += 8 + padded(Buffer.byteLength(x));
+  const b = Buffer.alloc(size);
+  let at = b.writeUInt32LE(EXPORT_MAGIC, 0) + 4;
+  const put = (x: string) => {
+    const n = b.write(x, at + 8);
+    b.writeUInt32LE(n, at);
+    at += 8 + padded(n);
+  };
+  put(t.path);
+  b.writeUInt32LE(refs.length, at);
+  at += 8;
+  for (const r of refs) put(r);
+  put(t.deriver ?? '');
+  return b;
+}
+
+function padded(n: number): number {
+  return n + ((8 - (n % 8)) % 8);
 }
 
 /** Reads the u64 before an entry: true when a path follows, false at the end of the stream. */

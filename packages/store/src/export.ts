@@ -91,12 +91,15 @@ export async function exportPathsToFd(store: Store, paths: readonly string[], fd
     windows.delete(w - 1);
     return (await windows.get(w)!)[k - w * HASH_WINDOW]!;
   };
+  // Path info read a window ahead, in two queries per window.
+  let infos = new Map<string, ValidPathInfo>();
   const out = new GatherStream(fd, 'the export');
   let bytes = 0;
   try {
     for (let k = 0; k < order.length; k++) {
       const p = order[k]!;
-      const info = db.queryPathInfo(p);
+      if (k % HASH_WINDOW === 0) infos = db.pathInfos(order.slice(k, k + HASH_WINDOW));
+      const info = infos.get(p);
       if (!info) throw new StoreDbError(`path '${p}' stopped being valid during the export`);
       const hashed = hashOf(k);
       hashed.catch(() => {});

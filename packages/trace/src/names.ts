@@ -29,6 +29,15 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
+/**
+ * Text from a trace as the human outputs print it: escape sequences removed (Nix colours its
+ * messages), other control characters but line breaks and tabs shown as '?', so a field of
+ * some trace line cannot move the cursor, clear the screen or rewrite a line.
+ */
+export function printable(s: string): string {
+  return stripAnsi(s).replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '?');
+}
+
 /** Removes terminal escape sequences, which Nix puts into its error messages. */
 export function stripAnsi(s: string): string {
   return s.indexOf('\x1b') < 0 ? s : s.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]/g, '');

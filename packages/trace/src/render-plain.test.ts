@@ -50,3 +50,14 @@ test("Nix's errors and warnings say error: and warning: once", async () => {
     'error: disk full',
   ]);
 });
+
+test('a field of a trace line cannot move the cursor or clear the screen: plain and summary show it without its escapes', async () => {
+  const drv = guix('evil-1');
+  const input = `@ build-started ${drv} - x86_64-linux /nonexistent/e.drv.gz 7\n@ build-failed ${drv} - 1 boom\x1b[2J\x1b]0;pwned\x07\rgone\x00\n`;
+  for (const format of ['plain', 'summary']) {
+    const r = await runBin(['--format', format], input);
+    assert.equal(r.status, 1, r.stderr);
+    assert.doesNotMatch(r.stdout, /[\x00-\x08\x0b-\x1f\x7f]/, `${format}: no control character`);
+    assert.match(r.stdout, /boom\?gone\?/, `${format}: the text is kept`);
+  }
+});

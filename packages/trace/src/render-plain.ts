@@ -1,6 +1,6 @@
 // `--format plain`: one readable line per state change, for CI logs; other lines pass through.
 import type { Source, TraceEvent } from './events.js';
-import { drvName, formatBytes, formatDuration } from './names.js';
+import { drvName, formatBytes, formatDuration, printable } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
 import type { Tracker } from './tracker.js';
@@ -28,7 +28,7 @@ export class PlainRenderer implements TraceSink {
   }
 
   private say(time: number, text: string): void {
-    this.out.write(`[${time.toFixed(1).padStart(7)}s] ${text}\n`);
+    this.out.write(`[${time.toFixed(1).padStart(7)}s] ${printable(text)}\n`);
   }
 
   private flushQueued(): void {

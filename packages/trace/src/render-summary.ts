@@ -1,7 +1,7 @@
 // `--format summary`: at the end, every build with duration, machine and result; failures with the
 // tail of their log; the slowest builds; totals. Passthrough lines go to stderr meanwhile.
 import type { Source, TraceEvent } from './events.js';
-import { formatBytes, formatDuration } from './names.js';
+import { formatBytes, formatDuration, printable } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
 import type { BuildInfo, Tracker } from './tracker.js';
@@ -28,7 +28,7 @@ export class SummaryRenderer implements TraceSink {
 
   end(): void {
     const t = this.tracker;
-    const w = (s: string): void => this.out.write(s.trimEnd() + '\n');
+    const w = (s: string): void => this.out.write(printable(s).trimEnd() + '\n');
     const builds = [...t.builds.values()];
     const byStart = builds.slice().sort((a, b) => (a.start ?? Infinity) - (b.start ?? Infinity) || a.name.localeCompare(b.name));
 

@@ -1,7 +1,7 @@
 // `--format tty`: a live status block at the bottom of the terminal, redrawn at most ten times a
 // second, with finished and failed builds and passthrough lines scrolling above it.
 import type { Source, TraceEvent } from './events.js';
-import { drvName, formatBytes, formatDuration } from './names.js';
+import { drvName, formatBytes, formatDuration, printable } from './names.js';
 import type { Output } from './output.js';
 import type { TraceSink } from './sink.js';
 import type { Tracker } from './tracker.js';
@@ -51,10 +51,12 @@ export class TtyRenderer implements TraceSink {
 
   private above(text: string): void {
     this.erase();
-    this.out.write(text + '\n');
+    this.out.write(printable(text) + '\n');
   }
 
-  private fit(line: string): string {
+  private fit(raw: string): string {
+    // One screen line each: the block is erased by counting them.
+    const line = printable(raw).replace(/\n/g, ' ');
     const w = this.columns - 1;
     return line.length > w ? line.slice(0, w - 1) + '~' : line;
   }

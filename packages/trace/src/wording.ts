@@ -1,7 +1,7 @@
 // The words the human outputs (plain, tty, summary) use for builds, failures and times.
 import type { FailureCause } from './events.js';
 import { readLogTail } from './log-file.js';
-import { formatDuration } from './names.js';
+import { formatDuration, printable } from './names.js';
 import type { BuildInfo, Tracker } from './tracker.js';
 
 const CAUSE_WORDS: Record<FailureCause, string> = {
@@ -20,7 +20,7 @@ const CAUSE_WORDS: Record<FailureCause, string> = {
 export function failureText(b: Pick<BuildInfo, 'cause' | 'status' | 'message'>): string {
   const cause = b.cause ?? 'builder';
   // A hash mismatch spreads "specified:" and "got:" over lines; those belong on its one line.
-  const raw = (cause === 'hash-mismatch' ? b.message?.replace(/\s+/g, ' ') : b.message?.split('\n')[0])?.trim() ?? '';
+  const raw = printable((cause === 'hash-mismatch' ? b.message?.replace(/\s+/g, ' ') : b.message?.split('\n')[0])?.trim() ?? '');
   // The derivation is named already; "builder for '/nix/store/…drv' failed" says it twice.
   const first = raw.replace(/^builder for '[^']*' failed/, 'builder failed');
   if (cause === 'dependency' || cause === 'cancelled' || cause === 'interrupted') return CAUSE_WORDS[cause];
@@ -32,7 +32,8 @@ export function failureText(b: Pick<BuildInfo, 'cause' | 'status' | 'message'>):
 /** A message of Nix's with the word for its level in front, once: Nix's own text mostly has it already. */
 export function messageText(level: 'error' | 'warn', text: string): string {
   const word = level === 'warn' ? 'warning: ' : 'error: ';
-  return text.startsWith(word) ? text : word + text;
+  const shown = printable(text);
+  return shown.startsWith(word) ? shown : word + shown;
 }
 
 export function clock(seconds: number): string {

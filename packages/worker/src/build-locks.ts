@@ -6,7 +6,11 @@
 // (creating a file on the store's disk can cost a millisecond, more than a trivial build's
 // other work), named after the state dir's device and inode so that two stores mounted at
 // the same path (a "remote" store in a mount namespace) never share locks.
-// A Nix build holding `OUTPATH.lock` is waited for, not joined.
+// A Nix build holding `OUTPATH.lock` is waited for, not joined; and a local build holds
+// `OUTPATH.lock` too, from before it looks at the output until the output is valid, or
+// `nix-store -r` on the same store would take it meanwhile, delete the output the builder is
+// writing and build the same derivation at the same time. A hook build cannot hold it (the
+// hook's import takes it), so Nix can still race one of those.
 import fs from 'node:fs';
 import path from 'node:path';
 import { tryLock, type FileLock } from '@drover/store';
@@ -36,25 +40,40 @@ export class BuildLocks {
 
   /**
    * Takes the locks of all `outputs` now, or none: returns the first busy lock file (ours
-   * or Nix's) so the caller can wait for it.
+   * or Nix's) so the caller can wait for it. With `holdNix` (a local build) Nix's
+   * `OUTPATH.lock` of each output is taken and kept as well; without (the hook may take the
+   * build, and its import takes those locks) a Nix lock is only checked for being free.
    */
-  tryLockAll(outputs: readonly string[]): { locks: FileLock[] } | { busy: string } {
+  tryLockAll(outputs: readonly string[], holdNix: boolean): { locks: FileLock[] } | { busy: string } {
     if (!this.made) {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.made = true;
     }
     const taken: FileLock[] = [];
     for (const p of outputs) {
-      const nixLock = `${p}.lock`;
-      if (fs.existsSync(nixLock)) {
-        const l = tryLock(nixLock);
-        if (!l) return this.busy(taken, nixLock);
-        l.release();
-      }
       const file = this.fileFor(p);
       const l = tryLock(file);
       if (!l) return this.busy(taken, file);
       taken.push(l);
+    }
+    const nix = this.tryLockNix(outputs, holdNix);
+    if ('busy' in nix) return this.busy(taken, nix.busy);
+    return { locks: [...taken, ...nix.locks] };
+  }
+
+  /**
+   * Nix's `OUTPATH.lock` of every output: taken and returned (`hold`), or only checked for
+   * being free, without creating a lock file in the store where there is none. All or none.
+   */
+  tryLockNix(outputs: readonly string[], hold: boolean): { locks: FileLock[] } | { busy: string } {
+    const taken: FileLock[] = [];
+    for (const p of outputs) {
+      const nixLock = `${p}.lock`;
+      if (!hold && !fs.existsSync(nixLock)) continue;
+      const l = tryLock(nixLock);
+      if (!l) return this.busy(taken, nixLock);
+      if (hold) taken.push(l);
+      else l.release();
     }
     return { locks: taken };
   }

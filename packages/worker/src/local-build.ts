@@ -104,6 +104,11 @@ function copyLog(slot: string, log: LazyLog): void {
   }
 }
 
+/** The scratch store dir of a sandboxed build of `drvPath` (in the store dir: outputs leave it by rename). */
+export function sandboxScratchDir(storeDir: string, drvPath: string): string {
+  return path.join(storeDir, `.drover-sandbox-${path.basename(drvPath)}`);
+}
+
 /** How long output already in the pipes may take to arrive after the builder's group is gone. */
 const DRAIN_MS = 1000;
 
@@ -124,7 +129,12 @@ export class LocalBuild {
     let cmd = spec.drv.builder;
     let args = spec.drv.args;
     if (sb) {
-      this.storeRoot = path.join(spec.storeDir, `.drover-sandbox-${process.pid}-${path.basename(spec.buildDir)}`);
+      // Named after the derivation, as Nix names its `.chroot` dirs, not after this process: a
+      // drover-build killed with -9 cannot remove its scratch store (partial outputs, maybe
+      // large), and the next build of the same derivation, which holds the output locks that
+      // keep every other builder of it out, removes what is left there instead.
+      this.storeRoot = sandboxScratchDir(spec.storeDir, spec.drvPath);
+      removeTree(this.storeRoot);
       fs.mkdirSync(this.storeRoot, { mode: 0o755 });
       args = [
         ...bwrapArgs({

@@ -276,13 +276,39 @@ export class Scheduler {
    * outputs on disk are removed.
    */
   private lockOutputs(g: Goal): boolean {
-    const outs = Object.values(g.outputs);
-    const r = this.locks.tryLockAll(outs);
+    // Nix's OUTPATH.lock is held through a local build (see build-locks.ts); a goal offered
+    // to the hook takes it only when the hook declines (lockNixOutputs).
+    const r = this.locks.tryLockAll(Object.values(g.outputs), !this.useHook(g));
     if ('busy' in r) {
       this.waitForLock(g, r.busy);
       return false;
     }
     g.locks = r.locks;
+    return this.settleLockedOutputs(g);
+  }
+
+  /**
+   * A goal the hook declined is about to build here: it takes Nix's OUTPATH.lock of each
+   * output (or waits for it) and looks at its outputs again, as Nix may have built them
+   * while the hook was asked.
+   */
+  private lockNixOutputs(g: Goal): boolean {
+    const r = this.locks.tryLockNix(Object.values(g.outputs), true);
+    if ('busy' in r) {
+      this.releaseLocks(g);
+      this.waitForLock(g, r.busy);
+      return false;
+    }
+    g.locks.push(...r.locks);
+    return this.settleLockedOutputs(g);
+  }
+
+  /**
+   * With the output locks of `g` held: outputs that became valid meanwhile end the goal (false),
+   * stale invalid outputs on disk are removed (true: build it).
+   */
+  private settleLockedOutputs(g: Goal): boolean {
+    const outs = Object.values(g.outputs);
     // A valid path exists on disk (invariant 1): outputs that do not exist need no DB query.
     const onDisk = outs.filter((p) => fs.existsSync(p) || isSymlink(p));
     if (onDisk.length === 0) return true;
@@ -414,7 +440,7 @@ export class Scheduler {
       this.releaseLocks(g);
       this.fail(g, unofferable ? { kind: 'unsupported', status: 0, message: unofferable } : this.unsupported(g, true));
     } else if (this.slotFree(g)) {
-      this.startLocal(g);
+      if (this.lockNixOutputs(g)) this.startLocal(g);
     } else if (this.opts.maxJobs === 0) {
       this.releaseLocks(g);
       const why = unofferable ?? `cannot build '${g.drvPath}': the build hook declined it`;

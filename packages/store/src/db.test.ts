@@ -313,3 +313,49 @@ test('a db.sqlite that is not a SQLite DB is an error naming it, and is left alo
   assert.ok(l, 'the big-lock is let go');
   l.release();
 });
+
+test('path info carries the ultimate flag and signatures Nix stores, as Nix reads them', (t) => {
+  const { s, db, make } = setup(t);
+  const built = make('built');
+  const signed = make('signed');
+  const plain = make('plain');
+  db.registerValidPaths([built, signed, plain]);
+  // As Nix's builds and `nix store sign` leave them: ultimate 1, signatures space-separated.
+  const raw = spawnSync('sqlite3', [path.join(s.stateDir, 'db', 'db.sqlite'),
+    `update ValidPaths set ultimate = 1 where path = '${built.path}'; update ValidPaths set sigs = 'zk:sig2 ak:sig1 zk:sig2' where path = '${signed.path}';`]);
+  if (raw.error) return t.skip('no sqlite3 binary');
+  assert.equal(raw.status, 0, raw.stderr.toString());
+  assert.equal(db.queryPathInfo(built.path)!.ultimate, true);
+  assert.deepEqual(db.queryPathInfo(signed.path)!.sigs, ['ak:sig1', 'zk:sig2']);
+  const info = db.queryPathInfo(plain.path)!;
+  assert.ok(!('ultimate' in info) && !('sigs' in info), 'a path with neither has neither key');
+  for (const p of [built.path, signed.path, plain.path]) assert.deepEqual(db.pathInfos([p]).get(p), db.queryPathInfo(p));
+});
+
+test("a store write holds Nix's gc.lock shared, waits while a collector holds it, and lets go after", async (t) => {
+  const { s, store } = setup(t);
+  const gcLock = path.join(s.stateDir, 'gc.lock');
+  const src = path.join(s.dir, 'f');
+  fs.writeFileSync(src, 'x\n');
+  // A collector (exclusive) holds it: the add waits, then goes on once it is released.
+  const collector = tryLock(gcLock)!;
+  let done = false;
+  const adding = store.addToStore(src).then((p) => ((done = true), p));
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(done, false, 'the add went on while a collector held gc.lock');
+  assert.deepEqual(fs.readdirSync(s.storeDir).filter((n) => n.startsWith('.drover-tmp-')), [], 'no scratch copy made yet');
+  collector.release();
+  const added = await adding;
+  assert.ok(store.db.isValid(added));
+  // During a write, a collector cannot take it; after, it can.
+  let during: boolean | undefined;
+  await store.withGcLock(async () => {
+    const l = tryLock(gcLock);
+    during = l !== undefined;
+    l?.release();
+  });
+  assert.equal(during, false);
+  const after = tryLock(gcLock);
+  assert.ok(after, 'gc.lock is free once the write is done');
+  after.release();
+});

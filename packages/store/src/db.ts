@@ -55,6 +55,14 @@ export interface ValidPathInfo {
   deriver?: string;
   ca?: string;
   registrationTime?: number;
+  /**
+   * Read from the DB only (a registration writes neither, as Nix's register-validity does
+   * not): the path was built here (`ultimate`, set by Nix's builds), and its signatures
+   * (`sigs`, space-separated there; `nix store sign` adds them), sorted and distinct as
+   * Nix's set of them.
+   */
+  ultimate?: boolean;
+  sigs?: string[];
   /** For a .drv: output name → output path, stored in DerivationOutputs. */
   derivationOutputs?: Record<string, string>;
 }
@@ -206,7 +214,7 @@ export class StoreDb {
       sequence: this.db.prepare("select seq from sqlite_sequence where name = 'ValidPaths'").pluck(),
       idOf: this.db.prepare('select id from ValidPaths where path = ?').pluck(),
       validAmong: this.db.prepare('select path from ValidPaths where path in (select value from json_each(?))').pluck(),
-      info: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ca from ValidPaths where path = ?'),
+      info: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca from ValidPaths where path = ?'),
       refs: this.db.prepare('select path from Refs join ValidPaths on reference = id where referrer = ? order by path').pluck(),
       referrers: this.db
         .prepare('select v.path from Refs r join ValidPaths v on r.referrer = v.id where r.reference = (select id from ValidPaths where path = ?) order by v.path')
@@ -216,11 +224,11 @@ export class StoreDb {
       outputs: this.db.prepare('select d.id, d.path from DerivationOutputs d join ValidPaths v on d.drv = v.id where v.path = ? order by d.id'),
       derivers: this.db.prepare('select v.path from DerivationOutputs d join ValidPaths v on d.drv = v.id where d.path = ? order by v.path').pluck(),
       allPaths: this.db.prepare('select path from ValidPaths order by path').pluck(),
-      allInfo: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ca from ValidPaths order by path'),
+      allInfo: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca from ValidPaths order by path'),
       allRefs: this.db.prepare('select referrer, reference from Refs').raw(),
       count: this.db.prepare('select count(*) from ValidPaths').pluck(),
       maxId: this.db.prepare('select max(id) from ValidPaths').pluck(),
-      infoAmong: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ca from ValidPaths where path in (select value from json_each(?))'),
+      infoAmong: this.db.prepare('select id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca from ValidPaths where path in (select value from json_each(?))'),
       refsAmong: this.db.prepare('select r.referrer, v.path from Refs r join ValidPaths v on v.id = r.reference where r.referrer in (select value from json_each(?))').raw(),
       rootIds: this.db.prepare('select id, path from ValidPaths where path in (select value from json_each(?))').raw(),
       referenceRows: this.db.prepare('select r.reference, v.path from Refs r join ValidPaths v on v.id = r.reference where r.referrer = ?').raw(),
@@ -286,6 +294,9 @@ export class StoreDb {
       deriver: row.deriver ?? undefined,
       ca: row.ca ?? undefined,
       registrationTime: row.registrationTime,
+      // As Nix reads them: ultimate only when 1, signatures split on spaces into a sorted set.
+      ...(row.ultimate === 1 ? { ultimate: true } : {}),
+      ...(row.sigs ? { sigs: [...new Set(row.sigs.split(' ').filter((x) => x.length > 0))].sort() } : {}),
     };
   }
 
@@ -706,6 +717,8 @@ interface InfoRow {
   registrationTime: number;
   deriver: string | null;
   narSize: number | null;
+  ultimate: number | null;
+  sigs: string | null;
   ca: string | null;
 }
 

@@ -30,6 +30,16 @@ export async function importPaths(
   source: AsyncIterable<Buffer | string>,
   opts: { what?: string; onProgress?: (p: ImportProgress) => void } = {},
 ): Promise<string[]> {
+  // The scratch directory lives from the first entry to the commit: a `nix-store --gc` in
+  // between would delete it (Store.withGcLock).
+  return store.withGcLock(() => importLocked(store, source, opts));
+}
+
+async function importLocked(
+  store: Store,
+  source: AsyncIterable<Buffer | string>,
+  opts: { what?: string; onProgress?: (p: ImportProgress) => void },
+): Promise<string[]> {
   const what = opts.what ?? 'import stream';
   const db = store.db;
   store.cleanStaleTemps();

@@ -26,6 +26,12 @@ export interface RegisterValidityOptions {
  * is registered and the error (exit 2) names the entry's line.
  */
 export async function registerValidity(store: Store, entries: readonly Registration[], opts: RegisterValidityOptions): Promise<string[]> {
+  // The paths are on disk and not valid until the commit: garbage to a `nix-store --gc`
+  // running meanwhile, which would delete them after they were checked (Store.withGcLock).
+  return store.withGcLock(() => registerLocked(store, entries, opts));
+}
+
+async function registerLocked(store: Store, entries: readonly Registration[], opts: RegisterValidityOptions): Promise<string[]> {
   const what = opts.what ?? 'registration input';
   const db = store.db;
   const fail = (r: Registration, msg: string): never => {

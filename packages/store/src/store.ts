@@ -20,6 +20,9 @@ export class Store {
   /** How the DB is opened: commands that only read pass `existing` or `or-empty` (db.ts). */
   readonly open: DbOpenMode;
   private _db: StoreDb | undefined;
+  /** Nix's GC lock held shared while this store writes (withGcLock), and how many writes hold it. */
+  private gcLock: Promise<FileLock> | undefined;
+  private gcLockUsers = 0;
 
   constructor(config: Partial<StoreConfig> & { open?: DbOpenMode } = {}) {
     const c = resolveConfig(config);
@@ -40,6 +43,38 @@ export class Store {
   close(): void {
     this._db?.close();
     this._db = undefined;
+    void this.gcLock?.then((l) => l.release(), () => {});
+    this.gcLock = undefined;
+    this.gcLockUsers = 0;
+  }
+
+  /**
+   * Runs `fn`, which writes into the store dir, holding Nix's global GC lock
+   * (`STATE/gc.lock`) shared; nested and concurrent calls share one hold.
+   *
+   * Why: `nix-store --gc` holds that lock exclusively from reading the roots until it has
+   * deleted the garbage, and deletes every entry of the store dir that is neither valid nor a
+   * temporary root of a live process: drover's `.drover-tmp-*` scratch copies mid-write, and
+   * a path renamed into place but not yet registered, which the registration then made valid
+   * while missing on disk. Nix's own writers register their paths as temporary roots
+   * (STATE/temproots/PID), but a scratch name is no store path a root could name. Holding the
+   * lock shared for the whole write is the coarse form of the same contract (Nix's
+   * addTempRoot takes it shared too): a collection waits until the write is done, a write
+   * until a running collection is. What the write registers then has no root, so the next
+   * collection deletes it, with its registration, as it would Nix's.
+   */
+  async withGcLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.gcLockUsers++ === 0) this.gcLock = lock(path.join(this.stateDir, 'gc.lock'), { mode: 'shared' });
+    const held = this.gcLock!;
+    try {
+      await held;
+      return await fn();
+    } finally {
+      if (--this.gcLockUsers === 0 && this.gcLock === held) {
+        this.gcLock = undefined;
+        await held.then((l) => l.release(), () => {});
+      }
+    }
   }
 
   /** A scratch name inside the store dir, so the final rename is atomic (same file system). */
@@ -79,6 +114,10 @@ export class Store {
    * Returns the paths that this call made valid.
    */
   async commitPaths(items: readonly { tmp: string; info: ValidPathInfo }[], opts: { preLocked?: Map<string, FileLock> } = {}): Promise<string[]> {
+    return this.withGcLock(() => this.commitPathsLocked(items, opts));
+  }
+
+  private async commitPathsLocked(items: readonly { tmp: string; info: ValidPathInfo }[], opts: { preLocked?: Map<string, FileLock> }): Promise<string[]> {
     const added: string[] = [];
     const pre = opts.preLocked ?? new Map<string, FileLock>();
     let i = 0;
@@ -227,6 +266,10 @@ export class Store {
       const h = recursive ? (await hashPathAsync(src, algo)).hash : hashFile(src, algo);
       return makeFixedOutputPath(this.storeDir, name, recursive, h);
     }
+    return this.withGcLock(() => this.addToStoreLocked(src, name, recursive, algo));
+  }
+
+  private async addToStoreLocked(src: string, name: string, recursive: boolean, algo: HashAlgo): Promise<string> {
     const tmp = this.tempPath();
     try {
       const narHasher = createHash('sha256');
@@ -260,6 +303,10 @@ export class Store {
   ): Promise<string> {
     const dest = makeTextPath(this.storeDir, name, contents, references);
     if (opts.dryRun || this.db.isValid(dest)) return dest;
+    return this.withGcLock(() => this.addTextLocked(dest, contents, references, opts.derivationOutputs));
+  }
+
+  private async addTextLocked(dest: string, contents: string, references: string[], derivationOutputs: Record<string, string> | undefined): Promise<string> {
     const tmp = this.tempPath();
     try {
       fs.writeFileSync(tmp, contents, { mode: 0o444 });
@@ -272,7 +319,7 @@ export class Store {
         narSize,
         references: [...references].sort(),
         ca: textCa(contentHash),
-        derivationOutputs: opts.derivationOutputs,
+        derivationOutputs,
       });
       return dest;
     } catch (e) {

@@ -105,7 +105,11 @@ export const query = defineCommand<Args>({
                   references: i.references,
                   ...(i.ca ? { ca: i.ca } : {}),
                   ...(i.deriver ? { deriver: i.deriver } : {}),
-                  registrationTime: i.registrationTime,
+                  ...(i.registrationTime ? { registrationTime: i.registrationTime } : {}),
+                  // Paths Nix built carry these; leaving them out told a script reading
+                  // either tool's JSON that a path built here was not, and had no signatures.
+                  ...(i.ultimate ? { ultimate: true } : {}),
+                  ...(i.sigs && i.sigs.length > 0 ? { signatures: i.sigs } : {}),
                 };
               }),
             ),

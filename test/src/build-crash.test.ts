@@ -54,7 +54,7 @@ test('kill -9 during a sandboxed build: its scratch store is removed by the next
     t.skip('bwrap cannot run here');
     return;
   }
-  const scratch = () => fs.readdirSync(e.t.storeDir).filter((n) => n.startsWith('.drover-sandbox-'));
+  const scratch = () => fs.readdirSync(e.t.storeDir).filter((n) => n.endsWith('.drover-sandbox'));
   const slow = await e.drv({ name: 'sandbox-killed', outputs: ['out', 'dev'], cmd: '/bin/mkdir $out $dev; echo partial > $out/f; /bin/sleep 2; echo > $dev/g' });
   for (let round = 0; round < 2; round++) {
     const p = await startedBuilding(['--sandbox', 'bwrap', slow.drv], slow.drv);
@@ -158,4 +158,28 @@ test('kill -9 at random moments over a DAG of multi-output, many-file, symlink o
   // The builders of the killed runs are gone with them (the spawner kills their groups).
   const ps = spawnSync('/bin/sh', ['-c', 'ps -eo args'], { encoding: 'utf8' }).stdout;
   assert.ok(!ps.split('\n').some((l) => l.includes(e.t.storeDir) && !l.includes('ps -eo')), 'no builder of this store is still running');
+});
+
+test("nix-store --gc during drover-build's builds keeps their derivations, outputs and sandbox scratch (temporary roots), and collects them once it exits", { skip: !hasNix && 'no nix-store' }, async () => {
+  const nenv = nixEnv(e.dir, e.t.storeDir, e.t.stateDir);
+  const gc = () => {
+    const r = spawnSync('nix-store', ['--gc'], { env: { ...process.env, ...nenv }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  for (const sandbox of ['none', 'bwrap']) {
+    const x = await e.drv({ name: `gc-during-${sandbox}`, cmd: '/bin/mkdir $out; for i in 1 2 3 4 5 6; do echo $i > $out/f$i; /bin/sleep 0.25; done' });
+    const p = await startedBuilding(['--sandbox', sandbox, x.drv], x.drv);
+    gc();
+    await new Promise((r) => setTimeout(r, 500));
+    gc();
+    const r = await p.result;
+    assert.equal(r.code, 0, `${sandbox}: ${r.stderr}`);
+    assert.equal(r.stdout, `${x.out.out}\n`);
+    assert.deepEqual(fs.readdirSync(x.out.out!).sort(), ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'], `${sandbox}: the output whole`);
+    verifyClean();
+    // Nothing roots them now that drover-build is gone: the next collection takes them.
+    gc();
+    assert.equal(e.isValid(x.out.out!), false, `${sandbox}: the output is collected once the build's roots are gone`);
+    assert.equal(fs.existsSync(x.drv), false);
+  }
 });

@@ -48,7 +48,7 @@ test('only the input closure and the sandbox paths are visible; outputs and /bui
   assert.equal(got.net!.trim(), 'lo');
   assert.deepEqual(e.store.db.queryPathInfo(a.out.out!)!.references, [dep.out.out!]);
   // Nothing of the sandbox is left in the store dir.
-  assert.deepEqual(fs.readdirSync(e.t.storeDir).filter((n) => n.startsWith('.drover-sandbox')), []);
+  assert.deepEqual(fs.readdirSync(e.t.storeDir).filter((n) => n.endsWith('.drover-sandbox')), []);
 });
 
 test('fixed-output derivations keep the network', async () => {

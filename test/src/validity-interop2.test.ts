@@ -191,3 +191,28 @@ test('after nix-store --optimise, --gc with a root and --delete, drover verifies
   const nv = ok(nix(nenv, 'nix-store', ['--verify', '--check-contents']), 'nix-store --verify');
   assert.doesNotMatch(nv.stderr, /error|modified|disappeared|warning/i, nv.stderr);
 });
+
+test("a process's temporary roots (STATE/temproots/PID) keep paths from Nix's collector while it lives, by hash part; a dead one's are let go", async (t) => {
+  const s = tempStore('drover-interop2-temproots-');
+  t.after(s.cleanup);
+  fs.mkdirSync(s.storeDir, { recursive: true });
+  const nenv = nixEnv(s.dir, s.storeDir, s.stateDir);
+  // Nothing is valid: Nix would delete every entry of the store dir but what the roots keep.
+  const rooted = `${s.storeDir}/${'a'.repeat(32)}-being-built`;
+  const scratch = `${rooted}.drover-sandbox`;
+  const loose = `${s.storeDir}/${'b'.repeat(32)}-loose`;
+  for (const d of [rooted, scratch, loose]) fs.mkdirSync(d);
+  const TEMP_ROOTS_JS = new URL('../../packages/store/dist/temp-roots.js', import.meta.url).pathname;
+  const script = `import { addTempRoots } from ${JSON.stringify(TEMP_ROOTS_JS)}; addTempRoots(${JSON.stringify(s.stateDir)}, [${JSON.stringify(rooted)}]); console.log('rooted'); setInterval(() => {}, 1000);`;
+  const holder = start(process.execPath, ['--input-type=module', '-e', script], {});
+  t.after(() => holder.child.kill('SIGKILL'));
+  await until('the roots', () => holder.res.stdout.includes('rooted'));
+  ok(nix(nenv, 'nix-store', ['--gc']), 'nix-store --gc');
+  assert.ok(fs.existsSync(rooted), 'a temporary root is kept');
+  assert.ok(fs.existsSync(scratch), 'and so is a scratch name with its hash part');
+  assert.ok(!fs.existsSync(loose), 'what nothing roots is deleted');
+  holder.child.kill('SIGKILL');
+  await holder.done;
+  ok(nix(nenv, 'nix-store', ['--gc']), 'nix-store --gc after the holder died');
+  assert.ok(!fs.existsSync(rooted) && !fs.existsSync(scratch), "a dead process's roots keep nothing");
+});

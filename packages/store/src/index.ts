@@ -8,6 +8,7 @@ export * from './config.js';
 export * from './db.js';
 export * from './locks.js';
 export * from './store.js';
+export { addTempRoots } from './temp-roots.js';
 export * from './topo-sort.js';
 export * from './registration.js';
 export * from './register-validity.js';

@@ -104,9 +104,13 @@ function copyLog(slot: string, log: LazyLog): void {
   }
 }
 
-/** The scratch store dir of a sandboxed build of `drvPath` (in the store dir: outputs leave it by rename). */
+/**
+ * The scratch store dir of a sandboxed build of `drvPath` (in the store dir: outputs leave it
+ * by rename), named as Nix names its `DRV.chroot`: with the derivation's hash part, which the
+ * build holds as a temporary GC root, so Nix's collector leaves it alone.
+ */
 export function sandboxScratchDir(storeDir: string, drvPath: string): string {
-  return path.join(storeDir, `.drover-sandbox-${path.basename(drvPath)}`);
+  return path.join(storeDir, `${path.basename(drvPath)}.drover-sandbox`);
 }
 
 /** How long output already in the pipes may take to arrive after the builder's group is gone. */

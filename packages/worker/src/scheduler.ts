@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkAcyclic, removeTree, lock, type Store, type ValidPathInfo } from '@drover/store';
+import { addTempRoots, checkAcyclic, removeTree, lock, type Store, type ValidPathInfo } from '@drover/store';
 import { shown } from '@drover/store/errors';
 import { buildOrder, loadGoals, type Goal, type GoalGraph } from './goals.js';
 import { LinePrefixer, LogDir, tailLines, type LazyLog } from './build-log.js';
@@ -131,6 +131,10 @@ export class Scheduler {
     this.graph = loadGoals(this.store, drvPaths, places);
     const todo = buildOrder(this.graph);
     if (this.opts.dryRun) return this.dryRun(todo);
+    // Temporary GC roots, as Nix's builds take them: a `nix-store --gc` running beside this
+    // process keeps every derivation, output (built or being built, and its sandbox scratch
+    // dir, named with its hash part) and input, and their closures, until it exits.
+    addTempRoots(this.store.stateDir, this.tempRoots());
     if (this.opts.cacheFailures) this.failCached(todo);
     for (const g of todo) if (g.state === 'waiting' && g.waitingFor === 0) this.enqueue(g);
     const done = new Promise<void>((resolve) => (this.finish = resolve));
@@ -376,6 +380,14 @@ export class Scheduler {
       stderr: this.opts.stderr,
     });
     return { hook, reused: false };
+  }
+
+  private *tempRoots(): Generator<string> {
+    for (const g of this.graph.goals.values()) {
+      yield g.drvPath;
+      yield* Object.values(g.outputs);
+      yield* g.inputPaths;
+    }
   }
 
   private async askHook(g: Goal): Promise<void> {

@@ -46,13 +46,19 @@ in derivation {
 }
 `;
 
-test('query --json prints what nix path-info --json prints for paths Nix built and signed: ultimate, signatures', (t) => {
-  const s = tempStore('drover-interop2-json-');
+/** A temporary store where real Nix instantiated NIX_EXPR: the store, Nix's env, the .drv. */
+function instantiated(t: { after(fn: () => void): void }, prefix: string) {
+  const s = tempStore(prefix);
   t.after(s.cleanup);
   const nenv = nixEnv(s.dir, s.storeDir, s.stateDir);
   const expr = path.join(s.dir, 'top.nix');
   fs.writeFileSync(expr, NIX_EXPR);
   const drv = ok(nix(nenv, 'nix-instantiate', [expr]), 'nix-instantiate').stdout.trim();
+  return { s, nenv, drv };
+}
+
+test('query --json prints what nix path-info --json prints for paths Nix built and signed: ultimate, signatures', (t) => {
+  const { s, nenv, drv } = instantiated(t, 'drover-interop2-json-');
   ok(nix(nenv, 'nix-build', ['--no-out-link', drv]), 'nix-build');
   const outs = ok(nix(nenv, 'nix-store', ['-q', '--outputs', drv]), 'outputs').stdout.trim().split('\n');
   const dep = ok(nix(nenv, 'nix-store', ['-q', '--references', outs.find((o) => o.endsWith('-top'))!]), 'references').stdout.trim();
@@ -152,12 +158,7 @@ test('drover add and derivation add while nix-store --gc runs in a loop: every a
 });
 
 test('after nix-store --optimise, --gc with a root and --delete, drover verifies, dumps and exports as Nix does', (t) => {
-  const s = tempStore('drover-interop2-maint-');
-  t.after(s.cleanup);
-  const nenv = nixEnv(s.dir, s.storeDir, s.stateDir);
-  const expr = path.join(s.dir, 'top.nix');
-  fs.writeFileSync(expr, NIX_EXPR);
-  const drv = ok(nix(nenv, 'nix-instantiate', [expr]), 'nix-instantiate').stdout.trim();
+  const { s, nenv, drv } = instantiated(t, 'drover-interop2-maint-');
   const out = ok(nix(nenv, 'nix-build', ['--no-out-link', drv]), 'nix-build').stdout.trim().split('\n')[0]!;
   // drover adds files with the same contents as the build's, for the optimiser to link.
   const tree = path.join(s.dir, 'tree');

@@ -1,5 +1,7 @@
 // Shared by the validity tests: made-up store paths, their NARs, export streams and registrations.
 import fs from 'node:fs';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ENTRY_START, STREAM_END, encodeTrailer, hashBytes, toBase32 } from '@drover/store';
 import { STORE_BIN, run, type RunResult, narString } from '@drover/store/testing';
@@ -90,4 +92,17 @@ export function nixEnv(root: string, storeDir: string, stateDir: string): NodeJS
   fs.mkdirSync(conf, { recursive: true });
   fs.writeFileSync(path.join(conf, 'nix.conf'), 'sandbox = false\nbuild-users-group =\nexperimental-features = nix-command\nsubstituters =\n');
   return { NIX_STORE_DIR: storeDir, NIX_STATE_DIR: stateDir, NIX_LOG_DIR: path.join(root, 'nix-log'), NIX_CONF_DIR: conf, NIX_PATH: '' };
+}
+
+/** A Nix command (pointed at a store by `env`, from nixEnv), run to its end. */
+export function nix(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: Buffer | string): { code: number | null; stdout: string; stderr: string; bytes: Buffer } {
+  const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, input: input ?? '', maxBuffer: 1 << 30 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), bytes: r.stdout };
+}
+
+/** `r`, asserted to have exited 0. */
+export function ok<T extends { code: number | null; stderr: string }>(r: T, what: string): T {
+  assert.equal(r.code, 0, `${what} failed: ${r.stderr}`);
+  return r;
 }

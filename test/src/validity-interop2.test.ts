@@ -6,18 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { STORE_BIN, tempStore } from '@drover/store/testing';
-import { drover, exportStream, makeChain, nixEnv } from './validity-helpers.js';
-
-function nix(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: Buffer | string): { code: number | null; stdout: string; stderr: string; bytes: Buffer } {
-  const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, input: input ?? '', maxBuffer: 1 << 30 });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), bytes: r.stdout };
-}
-
-function ok<T extends { code: number | null; stderr: string }>(r: T, what: string): T {
-  assert.equal(r.code, 0, `${what} failed: ${r.stderr}`);
-  return r;
-}
+import { drover, exportStream, makeChain, nix, nixEnv, ok } from './validity-helpers.js';
 
 /** A running process with its output collected; `done` settles when it exits. */
 function start(cmd: string, args: string[], env: NodeJS.ProcessEnv) {

@@ -1,7 +1,7 @@
 // drover-store's command line: parses argv, calls the library, maps errors to exit codes.
-import { runMain, yargsFailure } from './errors.js';
+import { runMain, UsageError, yargsFailure } from './errors.js';
 import { protectDash, restoreDash } from './stdin-dash.js';
-import { commandName, parseFast } from './fast-argv.js';
+import { commandName, parseFast, unknownOption } from './fast-argv.js';
 import { exitState } from './commands/common.js';
 import { COMMANDS, loadAllCommands } from './commands/all.js';
 
@@ -29,14 +29,20 @@ async function main(): Promise<number> {
     .usage('$0 <command> [options]\n\nThe drover store: NAR archives, Nix hashes and store paths, .drv files, and the validity DB.')
     .option('store-dir', { ...GLOBALS['store-dir'], global: true, requiresArg: true })
     .option('state-dir', { ...GLOBALS['state-dir'], global: true, requiresArg: true });
-  for (const c of await loadAllCommands()) cli = cli.command(c);
+  const commands = await loadAllCommands();
+  for (const c of commands) cli = cli.command(c);
   await cli
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .help()
     .alias('help', 'h')
     .version(false)
-    .fail(yargsFailure)
+    .fail((msg, err) => {
+      // yargs would blame the count of arguments where an unknown option took one as its value.
+      const unknown = msg?.startsWith('Not enough non-option arguments') ? unknownOption(args, commands, GLOBALS) : undefined;
+      if (unknown) throw new UsageError(`unknown option '${unknown}'; see ${TOOL} ${commandName(args, GLOBALS)} --help`);
+      yargsFailure(msg, err);
+    })
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .parseAsync();
   return exitState.code;

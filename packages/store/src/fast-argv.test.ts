@@ -1,7 +1,7 @@
 // Tests for the fast argv path: plain lines parse as yargs would, anything else goes to yargs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFast } from './fast-argv.js';
+import { parseFast, unknownOption } from './fast-argv.js';
 import { loadAllCommands } from './commands/all.js';
 import { protectDash } from './stdin-dash.js';
 
@@ -44,4 +44,15 @@ test('help, unknown flags, missing or extra arguments, bad choices and subcomman
   ]) {
     assert.equal(fast(...args), undefined, args.join(' '));
   }
+});
+
+test('unknownOption names the first option neither the command nor the globals know', () => {
+  const unknown = (...args: string[]) => unknownOption(protectDash(args), COMMANDS, GLOBALS);
+  assert.equal(unknown('query', '--references', '--bogus', '/s/p'), '--bogus');
+  assert.equal(unknown('hash', '--bogus=1', 'x'), '--bogus');
+  assert.equal(unknown('hash', '-q', 'x'), '-q');
+  assert.equal(unknown('query', '-R', '--json', '/s/p', '-'), undefined, 'aliases, flags and - are known');
+  assert.equal(unknown('--store-dir', '/s', 'add', '--dry-run', '--state-dir=/t', 'x'), undefined, 'globals are known');
+  assert.equal(unknown('hash', '--', '--bogus'), undefined, 'after -- nothing is an option');
+  assert.equal(unknown('nosuchcommand', '--bogus'), undefined);
 });

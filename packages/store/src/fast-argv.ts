@@ -160,3 +160,36 @@ export function parseFast(args: readonly string[], commands: readonly Command[],
     throw e;
   }
 }
+
+/**
+ * The first option of a plain command line that neither its command nor the globals know
+ * (as typed, without any `=value`), or undefined. yargs counts positionals before it checks
+ * options, so in `query --references --bogus P` it takes P as --bogus's value and says
+ * "Not enough non-option arguments": the unknown option is the mistake to name.
+ */
+export function unknownOption(args: readonly string[], commands: readonly Command[], globals: Record<string, OptionSpec>): string | undefined {
+  const at = commandAt(args, globals);
+  if (at === undefined) return undefined;
+  const command = commands.find((c) => typeof c.command === 'string' && c.command.split(' ')[0] === args[at]);
+  if (!command) return undefined;
+  let rec: Recorded;
+  try {
+    rec = record(command.builder);
+  } catch {
+    return undefined;
+  }
+  const known = new Set<string>(['help', 'h']);
+  for (const [n, s] of [...Object.entries(globals), ...rec.options]) {
+    known.add(n);
+    known.add(camel(n));
+    for (const a of s.alias === undefined ? [] : [s.alias].flat()) known.add(a);
+  }
+  for (const a of args.slice(at + 1)) {
+    if (a === '--') break;
+    if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) continue;
+    const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : a.slice(1);
+    const isKnown = a.startsWith('--') ? known.has(name) || (name.startsWith('no-') && known.has(name.slice(3))) : [...name].every((c) => known.has(c));
+    if (!isKnown) return a.split('=')[0];
+  }
+  return undefined;
+}

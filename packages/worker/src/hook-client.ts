@@ -60,6 +60,8 @@ export class HookInstance {
   private waiter: { resolve: (r: HookReply) => void; reject: (e: HookError) => void } | undefined;
   private hasExited = false;
   private stdoutEnded = false;
+  /** A request was given up on (timeout, abort): its late reply is not a message to show. */
+  private gaveUp = false;
   private readonly outputEnded: Promise<void>;
 
   constructor(private readonly config: HookConfig) {
@@ -118,6 +120,7 @@ export class HookInstance {
       else w.reject(new HookError(`bad hook reply '${shownReply(parsed.reply, cut)}'`, 0));
       return;
     }
+    if (this.gaveUp && 'reply' in parsed) return;
     this.config.stderr(cut ? `${line} [line cut: the build hook printed more than ${MAX_LINE} characters on one line]\n` : `${line}\n`);
   }
 
@@ -141,6 +144,7 @@ export class HookInstance {
     const line = formatHookRequest(req);
     return new Promise<HookReply>((resolve, reject) => {
       const timer = setTimeout(() => {
+        this.gaveUp = true;
         this.failWaiter(new HookError(`the build hook did not answer within ${this.config.replyTimeout} seconds`, 0));
       }, this.config.replyTimeout * 1000);
       this.waiter = {
@@ -181,6 +185,7 @@ export class HookInstance {
 
   /** Gives up on the request in flight (the run is stopping): it rejects, and the hook is stopped. */
   abort(): void {
+    if (this.waiter) this.gaveUp = true;
     this.failWaiter(new HookError('the run stopped before the build hook answered', 0));
     this.kill();
   }

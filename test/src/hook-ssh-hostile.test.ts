@@ -84,6 +84,17 @@ test("a serve that dies printing escapes: the error, the failure memory as statu
   assert.doesNotMatch(ck.stdout, CONTROL);
 });
 
+test('check fails a machine whose session names another store dir, as a build there would fail', () => {
+  forgetFailures(farm);
+  const answer = path.join(farm.dir, 'answer-other-store');
+  fs.writeFileSync(answer, frame('H', JSON.stringify({ v: 2, storeDir: '/elsewhere/store', version: 'drover-hook-ssh 0.1.0', checksNarHashes: true })));
+  const machines = serveMachines('other-store', `/bin/cat ${answer}; /bin/sleep 1; exit 0`);
+  const m = farm.machines[0]!;
+  const ck = hookCommand(farm, ['check'], machines);
+  assert.equal(ck.status, 1, ck.stdout + ck.stderr);
+  assert.match(ck.stdout, new RegExp(`^  session    FAILED: ${re(`${m.uri} uses the store dir '/elsewhere/store', not '${farm.storeDir}'`)}`, 'm'));
+});
+
 test('a mistyped command, a missing argument or none at all is named, exit 2; --help explains the arguments and the machines file', () => {
   const hook = path.join(BIN_DIR, 'drover-hook-ssh');
   const env = { ...process.env, DROVER_STATE_DIR: farm.stateDir, DROVER_STORE_DIR: farm.storeDir };

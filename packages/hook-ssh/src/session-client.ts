@@ -197,6 +197,16 @@ export async function openSession(
   throw new RemoteError(`${t.what} ended before its hello${status ? ` (${status})` : ''}${detail ? `: ${detail}` : ''}`, true);
 }
 
+/**
+ * Why a session's remote cannot build for us, if its hello names another store dir than
+ * ours (the session's drover may see another environment than the probe's shell: an agent
+ * keeps the one it started with, a `remote-program` wrapper may set its own).
+ */
+export function helloStoreDirProblem(m: Pick<Machine, 'uri'>, hello: Pick<Hello, 'storeDir'>, storeDir: string): string | undefined {
+  if (hello.storeDir === storeDir) return undefined;
+  return `${m.uri} uses the store dir '${hello.storeDir}', not '${storeDir}' as this machine does (set DROVER_STORE_DIR on the remote)`;
+}
+
 /** What was wrong with a machine's agent, naming the machine and the socket. */
 function agentUnusableMessage(m: Machine, u: AgentUnusable): string {
   return `the drover agent of ${m.uri} (socket '${u.socket}') is unusable: ${u.why}`;
@@ -249,9 +259,8 @@ export async function runRemoteBuild(
   let up: UploadResult = { paths: 0, bytes: 0, ms: 0 };
   let w = watch();
   try {
-    if (hello.storeDir !== ctx.storeDir) {
-      throw new RemoteError(`${m.uri} uses the store dir '${hello.storeDir}', not '${ctx.storeDir}' as this machine does (set DROVER_STORE_DIR on the remote)`, false);
-    }
+    const wrongStoreDir = helloStoreDirProblem(m, hello, ctx.storeDir);
+    if (wrongStoreDir) throw new RemoteError(wrongStoreDir, false);
     // A remote that checks NARs against our hashes spares us hashing what we send.
     const narHashes = hello.checksNarHashes;
     const header: SessionHeader = { storeDir: ctx.storeDir, drv: req.drv, outputs: req.outputs, inputs: req.inputs, maxSilentTime: req.maxSilentTime, narHashes };

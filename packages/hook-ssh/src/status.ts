@@ -7,7 +7,7 @@ import { forMachine, type HookSettings } from './settings.js';
 import { probe, RemoteError } from './remote-ops.js';
 import { engineFor, type ProbeInfo } from './remote-engine.js';
 import { runSsh, sshKeyProblem } from './ssh.js';
-import { closeSession, openSession, type AgentUnusable } from './session-client.js';
+import { closeSession, helloStoreDirProblem, openSession, type AgentUnusable } from './session-client.js';
 import { printableLine } from './printable.js';
 
 export interface MachineStatus {
@@ -147,13 +147,16 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
   lines.push(`  store dir  ok: ${info.storeDir}`);
   // engine=drover: a machine that logs in and has the tools may still not hold a session
   // (something printing on its stdout, another drover version): a build there would fail.
-  let session: { ok: true; version: string; how: string } | { ok: false; error: string } | undefined;
+  let session: { ok: true; version: string; how: string } | { ok: false; error: string; version?: string } | undefined;
   // An agent that cannot be used costs every build a serve process: shown, though builds work.
   let agentUnusable: AgentUnusable | undefined;
   if (engineFor(m).serveCommand) {
     try {
       const open = await openSession(rctx, m, { onAgentUnusable: (u) => (agentUnusable = u) });
-      session = { ok: true, version: open.hello.version, how: /\(drover agent\)$/.test(open.t.what) ? 'through the drover agent' : 'drover-hook-ssh serve' };
+      const how = /\(drover agent\)$/.test(open.t.what) ? 'through the drover agent' : 'drover-hook-ssh serve';
+      // A build checks the hello's store dir before anything else: so does check.
+      const wrongStoreDir = helloStoreDirProblem(m, open.hello, ctx.storeDir);
+      session = wrongStoreDir ? { ok: false, error: `${wrongStoreDir} (${how})`, version: open.hello.version } : { ok: true, version: open.hello.version, how };
       await closeSession(rctx, open);
     } catch (e) {
       if (!(e instanceof RemoteError)) throw e;
@@ -165,7 +168,7 @@ export async function checkMachine(m: Machine, ctx: { stateDir: string; storeDir
     lines.push(`  nix        ${printableLine(`${tools}${info.version ? ` (${info.version})` : ''}`)}`);
   } else {
     // drover says its own version in a session's hello; without one, node's is all we know.
-    const version = session?.ok && session.version ? session.version : info.node ? `node ${info.node}` : '';
+    const version = session?.version ? session.version : info.node ? `node ${info.node}` : '';
     lines.push(`  drover     ${printableLine(`${tools}${version ? ` (${version})` : ''}`)}`);
   }
   for (const n of notes) lines.push(`  note       ${printableLine(n)}`);

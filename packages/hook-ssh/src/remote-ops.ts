@@ -189,8 +189,20 @@ export async function pumpExport(
     sink.end();
   } catch (e) {
     error = e;
-    sink.destroy();
-    child.kill('SIGKILL');
+    if (e === broken) {
+      sink.destroy();
+      child.kill('SIGKILL');
+    } else {
+      // This side refused to go on (a path that no longer matches its hash): the remote
+      // import gets a stream cut short, refuses it and removes its scratch copy, and is given
+      // the time to, so nothing of the copy is left there when the hook reports the failure.
+      sink.end();
+      if (child.exitCode === null && child.signalCode === null) {
+        const kill = setTimeout(() => child.kill('SIGKILL'), ctx.settings.stallTimeout * 1000);
+        await new Promise((resolve) => child.once('exit', resolve));
+        clearTimeout(kill);
+      }
+    }
   } finally {
     stall.stop();
     sink.off('drain', onDrain);

@@ -110,11 +110,13 @@ async function importLocked(
     const hashes = await Promise.all(digests);
     for (let i = 0; i < items.length; i++) items[i]!.info.narHash = new Hash('sha256', hashes[i]!);
   } catch (e) {
+    // The scratch copy goes first, as soon as no write into it is in flight: a reader that
+    // hung up (ssh closing the connection) may end this process at any moment after.
     await restorer.settle();
+    removeTree(dir);
     await flusher.settle();
     await tried();
     for (const l of early.values()) l.release({ unlink: true });
-    removeTree(dir);
     throw e;
   }
   await flusher.settle();

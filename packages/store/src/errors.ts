@@ -55,6 +55,13 @@ export class ExportFormatError extends DroverError {
   }
 }
 
+/** A write to standard output that failed (not EPIPE: a full disk, `> /dev/full`): results are lost, exit 1. */
+export class StdoutWriteError extends DroverError {
+  constructor(cause: Error) {
+    super(`cannot write to standard output: ${cause.message}`, 1, { cause });
+  }
+}
+
 /**
  * yargs' `.fail` handler for drover's CLIs: what yargs itself refuses (a missing value, an
  * unknown option: a YError, or only a message) is a usage error, exit 2; an error thrown
@@ -80,7 +87,7 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
     if (process.stdout.listenerCount('error') > 1) return;
     finished = true;
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    process.stderr.write(`${tool}: error: cannot write to standard output: ${e.message}\n`);
+    process.stderr.write(`${tool}: error: ${shown(new StdoutWriteError(e).message)}\n`);
     process.exit(1);
   });
   // A command whose work stopped without settling (nothing left to wake it: a bug) would

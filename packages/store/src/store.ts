@@ -10,6 +10,7 @@ import { narStreamAuto, restoreNar, removeTree, hashPath, hashPathAsync, hashFil
 import { Hash, type HashAlgo } from './hash.js';
 import { fixedOutputCa, makeFixedOutputPath, makeTextPath, printableName, storeNameProblem, textCa } from './store-path.js';
 import { lock, tryLock, type FileLock } from './locks.js';
+import { gcLockFile } from './temp-roots.js';
 import { derivationName, readDerivation } from './derivation.js';
 import { computeOutputPaths, copyDerivation } from './derivation-hash.js';
 import { DerivationFormatError, DroverError, StorePathError, UsageError } from './errors.js';
@@ -64,7 +65,7 @@ export class Store {
    * collection deletes it, with its registration, as it would Nix's.
    */
   async withGcLock<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.gcLockUsers++ === 0) this.gcLock = lock(path.join(this.stateDir, 'gc.lock'), { mode: 'shared' });
+    if (this.gcLockUsers++ === 0) this.gcLock = lock(gcLockFile(this.stateDir), { mode: 'shared' });
     const held = this.gcLock!;
     try {
       await held;

@@ -16,13 +16,18 @@ import { lockSync, tryLock, type FileLock } from './locks.js';
 /** This process's roots file per state dir: its lock (held until exit) and a descriptor to append with. */
 const files = new Map<string, { lock: FileLock; fd: number; file: string }>();
 
+/** Nix's global GC lock: a collector holds it exclusively while it reads roots and deletes. */
+export function gcLockFile(stateDir: string): string {
+  return path.join(stateDir, 'gc.lock');
+}
+
 /** Adds `paths` (store paths) to this process's temporary roots in `stateDir`. */
 export function addTempRoots(stateDir: string, paths: Iterable<string>): void {
   let text = '';
   for (const p of paths) text += `${p}\0`;
   if (text === '') return;
   const f = rootsFile(stateDir);
-  const gcLock = path.join(stateDir, 'gc.lock');
+  const gcLock = gcLockFile(stateDir);
   const gc = tryLock(gcLock, 'shared') ?? lockSync(gcLock, 'shared');
   try {
     fs.writeSync(f.fd, text);

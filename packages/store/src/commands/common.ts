@@ -5,7 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { fdChunks } from '../fd-chunks.js';
 import type { Store } from '../store.js';
 import type { DbOpenMode } from '../db.js';
-import { DroverError, StoreDbError, UsageError } from '../errors.js';
+import { DroverError, StdoutWriteError, StoreDbError, UsageError } from '../errors.js';
 
 export interface GlobalArgs {
   'store-dir'?: string;
@@ -106,10 +106,6 @@ export class PathArgs {
     private readonly lines?: readonly number[],
   ) {}
 
-  get length(): number {
-    return this.list.length;
-  }
-
   /** Each as the store path it names (resolveStorePath); an error names the stdin line. */
   resolved(storeDir: string, resolve: (storeDir: string, p: string) => string): string[] {
     return this.list.map((p, i) => {
@@ -151,7 +147,7 @@ export async function writingStdout<T>(fn: () => Promise<T>): Promise<T> {
   } catch (e) {
     const { code, syscall } = e as NodeJS.ErrnoException;
     if (code !== 'EPIPE' && (syscall === 'write' || syscall === 'sendfile')) {
-      throw new DroverError(`cannot write to standard output: ${(e as Error).message}`, 1, { cause: e });
+      throw new StdoutWriteError(e as Error);
     }
     throw e;
   }

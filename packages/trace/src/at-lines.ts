@@ -14,7 +14,8 @@ const EVENT: AtResult = { kind: 'event' };
 const PASS: AtResult = { kind: 'passthrough' };
 const bad = (why: string): AtResult => ({ kind: 'malformed', why });
 
-const num = (s: string | undefined): number | null => (s !== undefined && /^\d+$/.test(s) ? Number(s) : null);
+/** A count, status or PID: digits that fit a double exactly (past 2^53 the value would not be the trace's). */
+const num = (s: string | undefined): number | null => (s !== undefined && /^\d+$/.test(s) && Number.isSafeInteger(Number(s)) ? Number(s) : null);
 const opt = (s: string | undefined): string | null => (s === undefined || s === '' || s === '-' ? null : s);
 
 /** The cause a failure message implies, for dialects whose STATUS field does not say. */
@@ -27,8 +28,21 @@ export function causeOfMessage(message: string, fallback: FailureCause): Failure
   if (/^cached$|cached failure/.test(message)) return 'cached';
   if (/hash mismatch/.test(message)) return 'hash-mismatch';
   if (/is required to build|unsupported[ -]platform|platform unsupported/.test(message)) return 'unsupported';
-  if (/dependenc(y|ies).*fail/.test(message)) return 'dependency';
+  if (dependencyFailed(message)) return 'dependency';
   return fallback;
+}
+
+/**
+ * /dependenc(y|ies).*fail/, in linear time: on a long message with many "dependency" and no "fail"
+ * the regular expression backtracks from each of them to the end, quadratic in the message's length.
+ */
+function dependencyFailed(message: string): boolean {
+  // `.` stops at a line terminator: each line is tried on its own, from its first "dependenc(y|ies)".
+  for (const line of message.split(/[\n\r\u2028\u2029]/)) {
+    const at = line.search(/dependenc(?:y|ies)/);
+    if (at >= 0 && line.indexOf('fail', at) >= 0) return true;
+  }
+  return false;
 }
 
 export class AtLines {
@@ -91,7 +105,7 @@ export class AtLines {
         const source = out !== null ? this.proved('drover') : this.dialect === 'guix' ? 'guix' : this.proved('nix');
         let status = num(third);
         let message = status !== null || third === undefined ? (tail ?? null) : [third, tail].filter((x) => x !== undefined).join(' ');
-        if (third !== undefined && status === null && /^-\d+$/.test(third)) { status = Number(third); message = tail ?? null; }
+        if (third !== undefined && status === null && /^-\d+$/.test(third) && Number.isSafeInteger(Number(third))) { status = Number(third); message = tail ?? null; }
         const cause = verb === 'hook-failed' ? 'hook' : causeOfMessage(message ?? '', 'builder');
         this.ledger.failed(source, drv!, status, message === '' ? null : message, cause, time);
         return EVENT;

@@ -51,14 +51,23 @@ const FAST_TYPE = Buffer.from(',"type":101}');
 /** Per byte inside a JSON string: 1 needs the full parser (escape, control character), 2 part of a UTF-8 sequence. */
 const BYTE_FLAGS = new Uint8Array(256).map((_, c) => (c === 0x5c || c < 0x20 ? 1 : c >= 0x80 ? 2 : 0));
 
-/** Reads an exact decimal integer for `"key":` at the top level of the object text (JSON numbers lose digits past 2^53). */
-function exactId(text: string, key: string, parsed: unknown): string | null {
-  if (typeof parsed === 'number' && Number.isSafeInteger(parsed)) return String(parsed);
+/**
+ * The exact decimal digits of the integer at `"key":` (JSON numbers lose digits past 2^53): null when
+ * the key is absent (or null), false when its value is no integer (`"7"`, `1.5`, `1e400`, `[]`), which
+ * no activity id of Nix's is.
+ */
+function exactId(text: string, key: string, parsed: unknown): string | null | false {
   if (parsed === undefined || parsed === null) return null;
-  // Inside a JSON string a quote is always escaped, so `,"id":` / `{"id":` can only be a real key.
+  if (typeof parsed !== 'number' || !Number.isInteger(parsed)) return false;
+  if (Number.isSafeInteger(parsed)) return String(parsed);
+  // Inside a JSON string a quote is always escaped, so `,"id":` / `{"id":` can only be a key; of
+  // several (a repeated key, a nested object), the one JSON.parse kept is the last with this value.
   // The digits must be the whole number: `1e400` or `1.5` is no id `1`.
-  const m = new RegExp(`[{,]\\s*"${key}"\\s*:\\s*(-?\\d+)\\s*[,}]`).exec(text);
-  return m ? m[1]! : String(parsed);
+  let exact: string | null = null;
+  for (const m of text.matchAll(new RegExp(`[{,]\\s*"${key}"\\s*:\\s*(-?\\d+)(?=\\s*[,}])`, 'g'))) {
+    if (Number(m[1]) === parsed) exact = m[1]!;
+  }
+  return exact ?? BigInt(parsed).toString();
 }
 
 const DRV_IN_QUOTES = /'([^']+\.drv)'/;
@@ -201,11 +210,13 @@ export class NixJson {
   private start(o: Record<string, unknown>, text: string, time: number): NixJsonResult {
     const id = exactId(text, 'id', o['id']);
     if (id === null) return { ok: false, why: '@nix start without "id"' };
+    if (id === false) return { ok: false, why: '@nix start with an "id" that is not an integer' };
+    const parent = exactId(text, 'parent', o['parent']);
     const type = typeof o['type'] === 'number' ? o['type'] : -1;
     const fields = Array.isArray(o['fields']) ? o['fields'] : [];
     const str = (i: number): string | null => (typeof fields[i] === 'string' && fields[i] !== '' ? fields[i] : null);
     const act: Activity = {
-      id, type, parent: exactId(text, 'parent', o['parent']), drv: null, path: null, url: null, substituter: null,
+      id, type, parent: parent === false ? null : parent, drv: null, path: null, url: null, substituter: null,
       failed: false, done: null, expected: null, lastProgress: '', logDrv: undefined,
     };
     if (act.parent === '0') act.parent = null;
@@ -241,6 +252,7 @@ export class NixJson {
   private stop(o: Record<string, unknown>, text: string, time: number): NixJsonResult {
     const id = exactId(text, 'id', o['id']);
     if (id === null) return { ok: false, why: '@nix stop without "id"' };
+    if (id === false) return { ok: false, why: '@nix stop with an "id" that is not an integer' };
     const act = this.activities.get(id);
     if (!act) return OK;
     this.activities.delete(id);
@@ -267,6 +279,7 @@ export class NixJson {
   private result(o: Record<string, unknown>, text: string, time: number): NixJsonResult {
     const id = exactId(text, 'id', o['id']);
     if (id === null) return { ok: false, why: '@nix result without "id"' };
+    if (id === false) return { ok: false, why: '@nix result with an "id" that is not an integer' };
     const type = o['type'];
     const fields = Array.isArray(o['fields']) ? o['fields'] : [];
     const act = this.activities.get(id);
@@ -285,10 +298,11 @@ export class NixJson {
         return OK;
       }
       case 105: {
-        const key = fields.join(',');
+        const [done, expected, running, failed] = [n(0), n(1), n(2), n(3)];
+        // Only the numbers shown count (and fields may hold anything: joining nested arrays recurses).
+        const key = `${done},${expected},${running},${failed}`;
         if (act && act.lastProgress === key) return OK;
         if (act) act.lastProgress = key;
-        const [done, expected, running, failed] = [n(0), n(1), n(2), n(3)];
         if (act?.type === ACT_BUILDS) {
           this.buildsProgressSeen = true;
           const before = this.buildsDone.get(id) ?? 0;
@@ -319,7 +333,7 @@ export class NixJson {
       case 102:
       case 103: {
         const path = typeof fields[0] === 'string' ? fields[0] : '?';
-        const textOut = type === 102 ? `untrusted path ${path}` : `corrupted path ${path}`;
+        const textOut = stripAnsi(type === 102 ? `untrusted path ${path}` : `corrupted path ${path}`);
         this.emit({ type: 'message', time, source: SOURCE, activity: id, level: type === 102 ? 'warn' : 'error', text: textOut });
         return OK;
       }

@@ -179,6 +179,16 @@ export class TraceReader {
    * (not a trace line, or a malformed one, which is reported).
    */
   private line(buf: Buffer, start: number, end: number): boolean {
+    try {
+      return this.parseLine(buf, start, end);
+    } catch (e) {
+      // Whatever a line holds, it is no reason to stop reading: it is reported and passed through.
+      this.warn(`line not read: ${(e as Error).message}`);
+      return true;
+    }
+  }
+
+  private parseLine(buf: Buffer, start: number, end: number): boolean {
     const c = buf[start];
     if (c === AT) {
       const c1 = buf[start + 1];

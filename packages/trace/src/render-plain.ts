@@ -51,27 +51,36 @@ export class PlainRenderer implements TraceSink {
     if (nl >= 0) {
       const head = this.partial.get(drv);
       if (head !== undefined) {
-        this.out.write(`${name}> ${head}${text.slice(0, nl)}\n`);
+        this.logLine(name, head + text.slice(0, nl));
         this.partial.delete(drv);
         from = nl + 1;
         nl = text.indexOf('\n', from);
       }
-      for (; nl >= 0; from = nl + 1, nl = text.indexOf('\n', from)) this.out.write(`${name}> ${text.slice(from, nl)}\n`);
+      for (; nl >= 0; from = nl + 1, nl = text.indexOf('\n', from)) this.logLine(name, text.slice(from, nl));
     }
     if (from === text.length) return;
     const rest = (this.partial.get(drv) ?? '') + text.slice(from);
     if (rest.length < MAX_PARTIAL) this.partial.set(drv, rest);
     else {
-      this.out.write(`${name}> ${rest}\n`);
+      this.logLine(name, rest);
       this.partial.delete(drv);
     }
+  }
+
+  /**
+   * One `NAME> line` of --logs. The line came inside the trace (a Nix log line, a Guix chunk), so it
+   * is shown as every human output shows text from the trace: no escape sequence, no control character.
+   */
+  private logLine(name: string, line: string): void {
+    // A CRLF line ends at its CR (as a log tail's does); a CR inside it is shown as `?`.
+    this.out.write(printable(`${name}> ${line.endsWith('\r') ? line.slice(0, -1) : line}`) + '\n');
   }
 
   /** The end of a build's log (or of the input) ends its last line. */
   private endLog(drv: string): void {
     const rest = this.partial.get(drv);
     if (rest === undefined) return;
-    this.out.write(`${drvName(drv)}> ${rest}\n`);
+    this.logLine(drvName(drv), rest);
     this.partial.delete(drv);
   }
 
@@ -120,8 +129,9 @@ export class PlainRenderer implements TraceSink {
         // Its log was shown with the verdict it revises.
         if (ev.cause !== 'dependency' && ev.cause !== 'cancelled' && !revised) {
           const tail = logTail(b, this.options.tailLines ?? 10);
-          if (!this.options.logs) for (const line of tail.lines) this.out.write(`          | ${line}\n`);
-          if (tail.from) this.out.write(`          (log: ${tail.from})\n`);
+          // The tail is text from the trace or from a log file: shown without escapes, as by tty and summary.
+          if (!this.options.logs) for (const line of tail.lines) this.out.write(`          | ${printable(line)}\n`);
+          if (tail.from) this.out.write(`          (log: ${printable(tail.from)})\n`);
         }
         return;
       }

@@ -55,10 +55,24 @@ export class TtyRenderer implements TraceSink {
   }
 
   private fit(raw: string): string {
-    // One screen line each: the block is erased by counting them.
-    const line = printable(raw).replace(/\n/g, ' ');
+    // One screen line each: the block is erased by counting them, so no line may be wider than the
+    // screen, or the terminal wraps it and a line of the old block stays behind on every redraw. A tab
+    // (up to eight columns) becomes a space; wide characters count as two columns.
+    const line = printable(raw).replace(/[\n\t]/g, ' ');
     const w = this.columns - 1;
-    return line.length > w ? line.slice(0, w - 1) + '~' : line;
+    if (line.length <= w && !/[\u1100-\uffff]/.test(line)) return line;
+    let width = 0;
+    let cut = -1;
+    let i = 0;
+    for (const ch of line) {
+      const c = columnsOf(ch.codePointAt(0)!);
+      // Where a line that does not fit is cut: with room for the '~' that says so.
+      if (cut < 0 && width + c > w - 1) cut = i;
+      width += c;
+      if (width > w) return line.slice(0, cut) + '~';
+      i += ch.length;
+    }
+    return line;
   }
 
   /** The status block's lines. */
@@ -158,4 +172,17 @@ export class TtyRenderer implements TraceSink {
     if (t.downloadsDone) parts.push(`${t.downloadsDone} downloaded (${formatBytes(t.downloadedBytes)})`);
     this.out.write(`${t.counts.failed ? 'FAILED' : 'done'}: ${parts.join(', ')} in ${formatDuration(t.lastTime)}\n`);
   }
+}
+
+/**
+ * Columns a character takes on a terminal, erring wide (too wide only cuts a status line short): East
+ * Asian wide and fullwidth characters, and emoji, take two.
+ */
+function columnsOf(cp: number): number {
+  if (cp < 0x1100) return 1;
+  return cp <= 0x115f || (cp >= 0x2600 && cp <= 0x27bf) || (cp >= 0x2e80 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) || (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1f000 && cp <= 0x1faff) || (cp >= 0x20000 && cp <= 0x3fffd)
+    ? 2
+    : 1;
 }

@@ -359,3 +359,11 @@ test("a store write holds Nix's gc.lock shared, waits while a collector holds it
   assert.ok(after, 'gc.lock is free once the write is done');
   after.release();
 });
+
+test('a NAR size of 0 is stored as NULL, as Nix stores it, and reads back as 0', (t) => {
+  const { db, make } = setup(t);
+  const p = { ...make('zero'), narSize: 0 };
+  db.registerValidPaths([p]);
+  assert.equal((db.db.prepare('select narSize from ValidPaths where path = ?').get(p.path) as { narSize: number | null }).narSize, null);
+  assert.equal(db.queryPathInfo(p.path)!.narSize, 0);
+});

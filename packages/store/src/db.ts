@@ -611,7 +611,8 @@ export class StoreDb {
     const before = Math.max((this.stmts.maxId.get() as number | null) ?? 0, (this.stmts.sequence.get() as number | undefined) ?? 0);
     const rows = this.chunkedInsert('rows', this.stmts.upsert, 6);
     for (const info of ordered) {
-      rows.add(info.path, `sha256:${info.narHash.hex}`, info.registrationTime ?? now, info.deriver ?? null, info.narSize, info.ca ?? null);
+      // A size of 0 (only ever given, as in `--hash-given` input) is stored as NULL, as Nix stores it.
+      rows.add(info.path, `sha256:${info.narHash.hex}`, info.registrationTime ?? now, info.deriver ?? null, info.narSize || null, info.ca ?? null);
     }
     rows.flush();
     const [added, top] = this.stmts.addedSince.get(before) as [number, number | null];

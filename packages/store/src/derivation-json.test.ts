@@ -105,6 +105,9 @@ const BAD: Array<[string, string, RegExp]> = [
   ['key that is no .drv path', '{"/s/abc-x":{"outputs":{"out":{}},"system":"s","builder":"b"}}', /^in: '\/s\/abc-x' is not the path of a .drv file/],
   ['name field disagreeing with the key', '{"/s/abc-x.drv":{"name":"y","outputs":{"out":{}},"system":"s","builder":"b"}}', /^in: derivation '\/s\/abc-x.drv': name: 'y' differs from the name 'x'/],
   ['bad member of a map', '{"/s/abc-x.drv":{"outputs":{"out":{}},"system":"s","builder":3}}', /^in: derivation '\/s\/abc-x.drv': builder: expected a string, got number 3/],
+  // Deeper than the call stack: the scanner that finds the place must not overflow it.
+  ['unclosed nesting deeper than the stack', '['.repeat(100000), /^in: malformed JSON at line 1, column 100001 \(char 100000\): unexpected the end of the input$/],
+  ['an error deep inside nesting', `${'{"a":'.repeat(50000)}x`, /^in: malformed JSON at line 1, column 250001 \(char 250000\): unexpected 'x'$/],
 ];
 
 test('malformed JSON: each problem named with its place', () => {

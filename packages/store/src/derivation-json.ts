@@ -251,48 +251,56 @@ function jsonSyntaxError(s: string): { at: number; message: string } | undefined
     }
   };
   const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-  const value = (): void => {
+  const key = () => {
     ws();
-    const c = s[i];
-    if (c === '{' || c === '[') {
-      const close = c === '{' ? '}' : ']';
-      i++;
+    if (s[i] !== '"') stop(`expected a string (a key) but found ${found()}`);
+    str();
+    ws();
+    if (s[i] !== ':') stop(`expected ':' but found ${found()}`);
+    i++;
+  };
+  // A loop over its own stack of open brackets, not a recursion: text nested deeper than the
+  // call stack (100k `[`, which JSON.parse refuses) must still get its place in the message.
+  const value = (): void => {
+    const open: string[] = [];
+    for (;;) {
       ws();
-      if (s[i] === close) {
+      const c = s[i];
+      if (c === '{' || c === '[') {
+        const close = c === '{' ? '}' : ']';
         i++;
-        return;
-      }
-      for (;;) {
-        if (c === '{') {
-          ws();
-          if (s[i] !== '"') stop(`expected a string (a key) but found ${found()}`);
-          str();
-          ws();
-          if (s[i] !== ':') stop(`expected ':' but found ${found()}`);
-          i++;
-        }
-        value();
         ws();
-        if (s[i] === ',') i++;
-        else if (s[i] === close) {
+        if (s[i] !== close) {
+          open.push(close);
+          if (close === '}') key();
+          continue;
+        }
+        i++;
+      } else if (c === '"') str();
+      else {
+        NUMBER.lastIndex = i;
+        if (NUMBER.test(s)) i = NUMBER.lastIndex;
+        else {
+          const lit = ['true', 'false', 'null'].find((l) => s.startsWith(l, i));
+          if (!lit) stop(`unexpected ${found()}`);
+          i += lit!.length;
+        }
+      }
+      // A value ended: close what it ends, or go on to the next element.
+      for (;;) {
+        const close = open[open.length - 1];
+        if (close === undefined) return;
+        ws();
+        if (s[i] === close) {
           i++;
-          return;
+          open.pop();
+        } else if (s[i] === ',') {
+          i++;
+          if (close === '}') key();
+          break;
         } else stop(`expected ',' or '${close}' but found ${found()}`);
       }
     }
-    if (c === '"') return str();
-    NUMBER.lastIndex = i;
-    if (NUMBER.test(s)) {
-      i = NUMBER.lastIndex;
-      return;
-    }
-    for (const lit of ['true', 'false', 'null']) {
-      if (s.startsWith(lit, i)) {
-        i += lit.length;
-        return;
-      }
-    }
-    stop(`unexpected ${found()}`);
   };
   try {
     value();
@@ -394,25 +402,31 @@ function structuredAttrsName(drv: Derivation): string | undefined {
 }
 
 /**
+ * `p`, checked as a path to show: a valid .drv path of this store. Separate from
+ * showDerivations so a caller can check each path where it read it (a line of stdin).
+ */
+export function checkShowable(store: Store, p: string): string {
+  try {
+    parseStorePath(store.storeDir, p);
+  } catch (e) {
+    throw new DerivationFormatError(`cannot show '${p}': ${(e as Error).message}`);
+  }
+  if (!p.endsWith(DRV_EXTENSION)) throw new DerivationFormatError(`cannot show '${p}': not a .drv file`);
+  // Exit 1, as for every other path that is not valid (query, export; Nix's show-derivation).
+  if (!store.db.isValid(p)) throw new StoreDbError(`cannot show '${p}': it is not valid in the store`);
+  return p;
+}
+
+/**
  * `nix show-derivation [--recursive]`: the JSON of the given valid .drv paths and, with
  * `recursive`, of every .drv in their closure (by the references in the DB, as Nix walks it).
  */
 export function showDerivations(store: Store, drvPaths: readonly string[], opts: { recursive?: boolean } = {}): string {
   const roots = new Set<string>();
-  for (const p of drvPaths) {
-    try {
-      parseStorePath(store.storeDir, p);
-    } catch (e) {
-      throw new DerivationFormatError(`cannot show '${p}': ${(e as Error).message}`);
-    }
-    if (!p.endsWith(DRV_EXTENSION)) throw new DerivationFormatError(`cannot show '${p}': not a .drv file`);
-    roots.add(p);
-  }
+  for (const p of drvPaths) roots.add(checkShowable(store, p));
   let all: Iterable<string> = roots;
   if (roots.size > 0) {
     const db = store.db;
-    // Exit 1, as for every other path that is not valid (query, export; Nix's show-derivation).
-    for (const p of roots) if (!db.isValid(p)) throw new StoreDbError(`cannot show '${p}': it is not valid in the store`);
     if (opts.recursive) {
       const seen = new Set<string>(roots);
       const queue = [...roots];

@@ -448,8 +448,11 @@ export function checkDerivationPaths(storeDir: string, drv: Derivation, name: st
   for (const p of drv.inputSrcs) inStore(p, 'input source');
 }
 
-/** Reads and parses a .drv from the store dir (valid or not, as Nix's readInvalidDerivation). */
-export function readDerivation(store: Store, drvPath: string): Derivation {
+/**
+ * Reads and parses a .drv from the store dir (valid or not, as Nix's readInvalidDerivation).
+ * `file` holds its contents where they are not at `drvPath` yet (an import's scratch copy).
+ */
+export function readDerivation(store: Store, drvPath: string, file = drvPath): Derivation {
   try {
     parseStorePath(store.storeDir, drvPath);
   } catch (e) {
@@ -457,12 +460,22 @@ export function readDerivation(store: Store, drvPath: string): Derivation {
   }
   const name = derivationName(drvPath);
   let bytes: Buffer;
+  let fd: number | undefined;
   try {
-    bytes = fs.readFileSync(drvPath);
+    // A .drv is a regular file, as Nix writes it. Anything else is refused before it is read:
+    // a symlink (an export stream's entry can be one) may lead to /dev/zero, which never ends,
+    // and the open of a FIFO would wait for a writer.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new DerivationFormatError(`cannot read derivation '${drvPath}': it is ${st.isDirectory() ? 'a directory' : 'a special file'}, not a regular file`);
+    bytes = fs.readFileSync(fd);
   } catch (e) {
+    if (e instanceof DerivationFormatError) throw e;
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'it does not exist in the store' : err.message;
+    const why = err.code === 'ENOENT' ? 'it does not exist in the store' : err.code === 'ELOOP' ? 'it is a symbolic link, not a regular file' : err.message;
     throw new DerivationFormatError(`cannot read derivation '${drvPath}': ${why}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
   const what = `'${drvPath}'`;
   const drv = parseDerivation(decodeDerivationBytes(bytes, what), what);

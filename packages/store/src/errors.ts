@@ -38,10 +38,14 @@ export class StorePathError extends DroverError {
   }
 }
 
-/** A derivation (ATerm or JSON) that is malformed or inconsistent. */
+/**
+ * A derivation (ATerm or JSON) that is malformed or inconsistent. Its message is one line:
+ * the names and values it quotes may hold line breaks and tabs (env values and names do, and
+ * a .drv escapes them), which are shown as `\xNN` as `shown` shows other control characters.
+ */
 export class DerivationFormatError extends DroverError {
   constructor(message: string) {
-    super(message, 2);
+    super(message.replace(/[\n\t]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`), 2);
   }
 }
 
@@ -69,7 +73,8 @@ export class StdoutWriteError extends DroverError {
  */
 export function yargsFailure(msg: string | undefined, err: Error | undefined): never {
   if (err && err.name !== 'YError') throw err;
-  throw new UsageError(msg || err?.message || 'bad command line');
+  // Some of yargs' messages run over lines ("Invalid values:\n  Argument: ..."): an error is one line.
+  throw new UsageError((msg || err?.message || 'bad command line').replace(/\s*\n\s*/g, ' '));
 }
 
 /**
@@ -120,6 +125,13 @@ export async function runMain(tool: string, main: () => Promise<number | void>):
   await new Promise<void>((resolve) => {
     if (process.stdout.writableLength === 0) resolve();
     else process.stdout.once('drain', () => resolve());
+  });
+  // An error message longer than a pipe holds (one quoting a megabyte of input, say) is
+  // written in the background: exiting before it drains would cut it, newline and all. A
+  // reader of stderr that went away ends the wait as well.
+  await new Promise<void>((resolve) => {
+    if (process.stderr.writableLength === 0) return resolve();
+    process.stderr.once('drain', resolve).once('error', resolve).once('close', resolve);
   });
   // A failed write to a file is reported on the next tick: it must not be outrun by the exit.
   await new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,11 +1,12 @@
 // Importing a Nix export stream: restore while reading, check, then one registration.
 import path from 'node:path';
-import { ExportFormatError } from './errors.js';
+import { DroverError, ExportFormatError } from './errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Hash } from './hash.js';
 import { StreamSha256 } from './hash-stream.js';
 import { NarRestorer, removeTree } from './nar.js';
 import { parseStorePath } from './store-path.js';
+import { readDerivation } from './derivation.js';
 import { readEntryStart, readTrailer } from './export-format.js';
 import type { ValidPathInfo } from './db.js';
 import { COMMIT_CHUNK, heldLocks, syncFileSystem, type Store } from './store.js';
@@ -45,6 +46,8 @@ async function importLocked(
   store.cleanStaleTemps();
   const r = new ByteReader(source);
   const items: { tmp: string; info: ValidPathInfo }[] = [];
+  /** Where each item's entry is in the stream, for errors found after the stream is read. */
+  const places: string[] = [];
   // Each entry's NAR hash, computed on the pool while the stream goes on (hash-stream.ts;
   // the reader waits, should hashing fall behind).
   const digests: Promise<Buffer>[] = [];
@@ -94,6 +97,7 @@ async function importLocked(
         tmp,
         info: { path: t.path, narHash: PENDING_HASH, narSize, references: [...new Set(t.references)].sort(), deriver: t.deriver },
       });
+      places.push(place);
       if (trying.length < MAX_EARLY_LOCKS && items.length <= COMMIT_CHUNK && !seen.has(t.path) && !held.has(t.path) && !db.isValid(t.path)) {
         const p = t.path;
         // Not taken here is no error: the commit takes it again, waiting, and reports what is wrong.
@@ -109,6 +113,7 @@ async function importLocked(
     await restorer.finish(what, () => r.offset);
     const hashes = await Promise.all(digests);
     for (let i = 0; i < items.length; i++) items[i]!.info.narHash = new Hash('sha256', hashes[i]!);
+    checkDerivations(store, items, places);
   } catch (e) {
     // The scratch copy goes first, as soon as no write into it is in flight: a reader that
     // hung up (ssh closing the connection) may end this process at any moment after.
@@ -129,6 +134,30 @@ async function importLocked(
     removeTree(dir);
   }
   return order;
+}
+
+/**
+ * Gives each new .drv of the stream its DerivationOutputs, read from its scratch copy and
+ * checked against its contents (Store.derivationOutputsOf) before anything is committed: the
+ * commit would check it too, but a stream of more than COMMIT_CHUNK new paths commits in
+ * chunks, and a .drv refused in a later chunk would leave the earlier ones registered. Input
+ * derivations are read from the stream's scratch copies or, when valid, from the store.
+ */
+function checkDerivations(store: Store, items: readonly { tmp: string; info: ValidPathInfo }[], places: readonly string[]): void {
+  const valid = store.db.validAmong(items.map((i) => i.info.path));
+  // Each new path's scratch copy: its first entry's, as the commit keeps that one.
+  const scratch = new Map<string, string>();
+  for (const { tmp, info } of items) if (!valid.has(info.path) && !scratch.has(info.path)) scratch.set(info.path, tmp);
+  const read = (p: string) => readDerivation(store, p, scratch.get(p));
+  items.forEach(({ tmp, info }, i) => {
+    if (!info.path.endsWith('.drv') || scratch.get(info.path) !== tmp) return;
+    try {
+      info.derivationOutputs = store.derivationOutputsOf(info.path, { file: tmp, read });
+    } catch (e) {
+      if (e instanceof DroverError && e.exitCode === 2) throw new ExportFormatError(`${places[i]}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  });
 }
 
 /** Stands for an entry's NAR hash until its digest is in (before anything is committed). */

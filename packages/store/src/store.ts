@@ -12,7 +12,7 @@ import { fixedOutputCa, makeFixedOutputPath, makeTextPath, printableName, storeN
 import { lock, tryLock, type FileLock } from './locks.js';
 import { gcLockFile } from './temp-roots.js';
 import { derivationName, readDerivation } from './derivation.js';
-import { computeOutputPaths, copyDerivation } from './derivation-hash.js';
+import { computeOutputPaths, copyDerivation, type DerivationReader } from './derivation-hash.js';
 import { DerivationFormatError, DroverError, StorePathError, UsageError } from './errors.js';
 
 export class Store {
@@ -204,17 +204,24 @@ export class Store {
 
   /**
    * The outputs a .drv on disk declares, for DerivationOutputs when a registration does not
-   * give them (register-validity, import).
+   * give them (register-validity, import). `file` and `read` are for contents not in place
+   * yet: where this .drv's are, and how its input derivations are read (readDerivation).
    */
-  derivationOutputsOf(drvPath: string): Record<string, string> {
-    const drv = readDerivation(this, drvPath);
+  derivationOutputsOf(drvPath: string, opts: { file?: string; read?: DerivationReader } = {}): Record<string, string> {
+    const drv = readDerivation(this, drvPath, opts.file);
     // As Nix's checkDerivationOutputs: a .drv (from an export stream, say) whose output paths
     // are not the ones its contents give would make every later lookup of them lie.
-    const computed = computeOutputPaths(this, derivationName(drvPath), copyDerivation(drv));
+    const computed = computeOutputPaths(this, derivationName(drvPath), copyDerivation(drv), { read: opts.read });
     const outs: Record<string, string> = {};
     for (const [name, o] of Object.entries(drv.outputs)) {
       if (o.path !== computed[name]) {
         throw new DerivationFormatError(`derivation '${drvPath}' has incorrect output '${name}': '${o.path}', should be '${computed[name]}'`);
+      }
+      // The builder finds its output by this variable: one naming another path would build
+      // there, and Nix refuses such a .drv as well (checkInvariants' envHasRightPath).
+      if (drv.env[name] !== o.path) {
+        const given = drv.env[name] === undefined ? 'missing' : `'${drv.env[name]}'`;
+        throw new DerivationFormatError(`derivation '${drvPath}' has incorrect environment variable '${name}': ${given}, should be '${o.path}'`);
       }
       outs[name] = o.path;
     }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { parseDerivationInput, showDerivations } from '../derivation-json.js';
+import { checkShowable, parseDerivationInput, showDerivations } from '../derivation-json.js';
 import { addDerivations } from '../derivation-hash.js';
 import { defineCommand, out, pathsFrom, readStdin, withStore } from './common.js';
 
@@ -54,7 +54,9 @@ const derivationShow = defineCommand<{ drvs: string[]; recursive?: boolean }>({
       .option('recursive', { alias: 'r', type: 'boolean', describe: 'also every .drv in their closure' }),
   handler: (argv) =>
     withStore(argv, async (store) => {
-      const paths = (await pathsFrom(argv.drvs)).list.map((p) => path.resolve(p));
+      const args = await pathsFrom(argv.drvs);
+      // Each checked where it was read, so a bad one read with - is named by its line.
+      const paths = args.resolved(store.storeDir, (_, p) => checkShowable(store, path.resolve(p)));
       process.stdout.write(showDerivations(store, paths, { recursive: argv.recursive }));
     }, { open: 'or-empty' }),
 });

@@ -19,6 +19,8 @@ export const restore = defineCommand<{ path: string }>({
   describe: 'unpack a NAR from stdin at PATH, which must not exist (nix-store --restore)',
   builder: (y) => y.positional('path', { type: 'string', demandOption: true }),
   handler: async (argv) => {
+    // An empty name is no place to write: the writers would each fail in their own words.
+    if (argv.path === '') throw new UsageError('restore needs a path to write the archive to, not an empty string');
     const [{ ByteReader }, { removeTree, restoreNar }] = await Promise.all([import('../byte-reader.js'), import('../nar.js')]);
     const r = new ByteReader(process.stdin);
     await restoreNar(r, argv.path, 'standard input');

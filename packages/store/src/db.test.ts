@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from './store.js';
-import { NoValidityDbError, RegistrationError, StoreDb, type ValidPathInfo } from './db.js';
+import { NoValidityDbError, RegistrationError, StoreDb, writeFileAtomic, type ValidPathInfo } from './db.js';
+import os from 'node:os';
 import { StoreDbError } from './errors.js';
 import { tryLock } from './locks.js';
 import { hashBytes, toBase32 } from './hash.js';
@@ -366,4 +367,21 @@ test('a NAR size of 0 is stored as NULL, as Nix stores it, and reads back as 0',
   db.registerValidPaths([p]);
   assert.equal((db.db.prepare('select narSize from ValidPaths where path = ?').get(p.path) as { narSize: number | null }).narSize, null);
   assert.equal(db.queryPathInfo(p.path)!.narSize, 0);
+});
+
+test("writeFileAtomic removes the temp siblings of writers that were killed, and no live writer's", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-atomic-'));
+  try {
+    const file = path.join(dir, 'schema');
+    // A pid that is surely gone: a child that has exited.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    fs.writeFileSync(`${file}.tmp-${dead}`, '1');
+    fs.writeFileSync(`${file}.tmp-1`, '1'); // init: alive
+    fs.writeFileSync(`${file}.tmp-x`, 'not ours');
+    writeFileAtomic(file, '10');
+    assert.equal(fs.readFileSync(file, 'utf8'), '10');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['schema', 'schema.tmp-1', 'schema.tmp-x']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { DroverError, StoreDbError } from './errors.js';
 import { parseHash, type Hash } from './hash.js';
 import { lockSync, type FileLock } from './locks.js';
+import { pidAlive } from './pid-alive.js';
 import { parseStorePath } from './store-path.js';
 import { checkAcyclic, graphFromEdges, type IndexedReferences, type PathGraph } from './topo-sort.js';
 import { PathOrder } from './path-order.js';
@@ -762,9 +763,18 @@ function readSchemaVersion(schemaFile: string): number {
   return Number(t);
 }
 
-/** Replaces `file` whole or not at all: write a temp sibling, fsync, rename. */
+/**
+ * Replaces `file` whole or not at all: write a temp sibling, fsync, rename. Temp siblings
+ * that writers killed mid-write left (named after their dead pids) are removed first.
+ */
 export function writeFileAtomic(file: string, data: string | Buffer): void {
   const tmp = `${file}.tmp-${process.pid}`;
+  const prefix = `${path.basename(file)}.tmp-`;
+  for (const name of fs.readdirSync(path.dirname(file))) {
+    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)) && !pidAlive(Number(name.slice(prefix.length)))) {
+      fs.rmSync(path.join(path.dirname(file), name), { force: true });
+    }
+  }
   const fd = fs.openSync(tmp, 'w', 0o644);
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);

@@ -278,13 +278,9 @@ export async function addDerivations(store: Store, items: readonly DerivationToA
     checked.push({ name: it.name, ...c });
   }
   if (opts.dryRun) return checked.map((c) => c.drvPath);
-  // Under one hold of the GC lock: a collection between two writes would take the first
-  // .drv (valid, with no root) from under the second that refers to it.
-  return store.withGcLock(async () => {
-    const written: string[] = [];
-    for (const c of checked) {
-      written.push(await store.addTextToStore(c.name + DRV_EXTENSION, serializeDerivation(c.drv), derivationReferences(c.drv), { derivationOutputs: c.outputs }));
-    }
-    return written;
-  });
+  // One registration for the batch: a process killed half-way leaves none of it valid.
+  return store.addTextsToStore(
+    checked.map((c) => ({ name: c.name + DRV_EXTENSION, contents: serializeDerivation(c.drv), references: derivationReferences(c.drv), derivationOutputs: c.outputs })),
+    { cleanStale: true },
+  );
 }

@@ -11,9 +11,18 @@ import { Hash, type HashAlgo } from './hash.js';
 import { fixedOutputCa, makeFixedOutputPath, makeTextPath, printableName, storeNameProblem, textCa } from './store-path.js';
 import { lock, tryLock, type FileLock } from './locks.js';
 import { gcLockFile } from './temp-roots.js';
+import { pidAlive } from './pid-alive.js';
 import { derivationName, readDerivation } from './derivation.js';
 import { computeOutputPaths, copyDerivation, type DerivationReader } from './derivation-hash.js';
 import { DerivationFormatError, DroverError, StorePathError, UsageError } from './errors.js';
+
+/** A text file for Store.addTextsToStore: its name, contents, references and (a .drv's) outputs. */
+export interface TextToAdd {
+  name: string;
+  contents: string;
+  references: readonly string[];
+  derivationOutputs?: Record<string, string>;
+}
 
 export class Store {
   readonly storeDir: string;
@@ -311,29 +320,43 @@ export class Store {
   ): Promise<string> {
     const dest = makeTextPath(this.storeDir, name, contents, references);
     if (opts.dryRun || this.db.isValid(dest)) return dest;
-    return this.withGcLock(() => this.addTextLocked(dest, contents, references, opts.derivationOutputs));
+    await this.addTextsToStore([{ name, contents, references, derivationOutputs: opts.derivationOutputs }]);
+    return dest;
   }
 
-  private async addTextLocked(dest: string, contents: string, references: string[], derivationOutputs: Record<string, string> | undefined): Promise<string> {
-    const tmp = this.tempPath();
-    try {
-      fs.writeFileSync(tmp, contents, { mode: 0o444 });
-      fs.utimesSync(tmp, 1, 1);
-      const { hash: narHash, size: narSize } = hashPath(tmp);
-      const contentHash = new Hash('sha256', createHash('sha256').update(contents).digest());
-      await this.commitPath(tmp, {
-        path: dest,
-        narHash,
-        narSize,
-        references: [...references].sort(),
-        ca: textCa(contentHash),
-        derivationOutputs,
-      });
-      return dest;
-    } catch (e) {
-      removeTree(tmp);
-      throw e;
-    }
+  /**
+   * addTextToStore for a batch (references first), in one registration: a process killed
+   * half-way leaves none of them valid, where one registration per file would leave a prefix.
+   * Returns their paths, in the order given. `cleanStale`: first remove the scratch copies
+   * of killed processes (cleanStaleTemps).
+   */
+  async addTextsToStore(texts: readonly TextToAdd[], opts: { cleanStale?: boolean } = {}): Promise<string[]> {
+    const dests = texts.map((t) => makeTextPath(this.storeDir, t.name, t.contents, t.references));
+    await this.withGcLock(async () => {
+      // A killed run's copies are left in one scratch dir, which a later batch removes (as
+      // import does; not every single file's write, as each costs a read of the store dir).
+      if (opts.cleanStale) this.cleanStaleTemps();
+      const dir = this.tempDir();
+      const items: { tmp: string; info: ValidPathInfo }[] = [];
+      const seen = new Set<string>();
+      try {
+        texts.forEach((t, i) => {
+          const dest = dests[i]!;
+          if (seen.has(dest) || this.db.isValid(dest)) return;
+          seen.add(dest);
+          const tmp = path.join(dir, String(i));
+          fs.writeFileSync(tmp, t.contents, { mode: 0o444 });
+          fs.utimesSync(tmp, 1, 1);
+          const { hash: narHash, size: narSize } = hashPath(tmp);
+          const ca = textCa(new Hash('sha256', createHash('sha256').update(t.contents).digest()));
+          items.push({ tmp, info: { path: dest, narHash, narSize, references: [...t.references].sort(), ca, derivationOutputs: t.derivationOutputs } });
+        });
+        await this.commitPaths(items);
+      } finally {
+        removeTree(dir);
+      }
+    });
+    return dests;
   }
 
   /** Checks that `p` is a store path of this store, naming the input on error. */
@@ -373,15 +396,6 @@ export function heldLocks(): Set<string> {
 /** Most new paths one transaction commits: each holds a lock file open until the commit. */
 export const COMMIT_CHUNK = 4096;
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Flushes the file system holding `p` with one syncfs(2), on a libuv thread: one call per

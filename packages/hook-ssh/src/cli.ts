@@ -3,9 +3,11 @@
 // The hook and serve start once per remote build, so their command lines are read by hand:
 // loading yargs costs about 100 ms of CPU, more than the rest of a hook's start-up. The
 // commands for people (and --help, and any mistake) go through yargs.
+import path from 'node:path';
 import { resolveConfig, runMain, UsageError, yargsFailure } from '@drover/store';
 import { Hook } from './hook.js';
 import { logFdOpen } from './remote-ops.js';
+import { MAX_TIMEOUT_SECONDS } from './settings.js';
 
 const TOOL = 'drover-hook-ssh';
 const VERSION = '0.1.0';
@@ -99,6 +101,9 @@ async function runServe(g: Globals): Promise<number> {
 
 /** `agent --start [--idle S]`: make sure one runs, print its socket; `agent --socket P --idle S`: be it. */
 async function runAgentCommand(g: Globals, a: { start: boolean; socket?: string; idle: number }): Promise<number> {
+  // From yargs, a repeated option is an array and --idle any number (NaN included).
+  if (a.socket !== undefined && typeof a.socket !== 'string') throw new UsageError(`agent takes one --socket PATH, got ${JSON.stringify(a.socket)}`);
+  if (!Number.isInteger(a.idle) || a.idle < 0 || a.idle > MAX_TIMEOUT_SECONDS) throw new UsageError(`--idle must be a whole number of seconds up to ${MAX_TIMEOUT_SECONDS}, got '${a.idle}'`);
   const config = remoteConfig(g);
   const { runAgent, startAgent } = await import('./agent.js');
   if (a.start) {
@@ -107,7 +112,14 @@ async function runAgentCommand(g: Globals, a: { start: boolean; socket?: string;
     return 0;
   }
   if (!a.socket) throw new UsageError('agent needs --start or --socket PATH');
+  // Node listens on a TCP port, on every interface, when the "path" is a number.
+  if (!path.isAbsolute(a.socket)) throw new UsageError(`agent --socket must be an absolute path, got '${a.socket}'`);
   return runAgent({ socket: a.socket, idleSeconds: a.idle, config, env: process.env, version: `drover-hook-ssh ${VERSION}, node ${process.version}` });
+}
+
+/** An option given twice: the last one wins, as on the hook's own command line (quickParse); yargs would pass an array. */
+function lastOf(v: unknown): unknown {
+  return Array.isArray(v) ? v[v.length - 1] : v;
 }
 
 /** Every option any command takes (yargs also reads `--no-X` and camelCase spellings). */
@@ -147,9 +159,9 @@ async function withYargs(): Promise<number> {
         '$0 serve | agent                                   (run on a remote machine by the hook, over ssh)\n\n' +
         'The reference build hook of drover: builds derivations on the machines of a machines file over SSH.',
     )
-    .option('machines', { type: 'string', describe: 'machines file [env DROVER_MACHINES, default $XDG_CONFIG_HOME/drover/machines]', global: true, requiresArg: true })
-    .option('store-dir', { type: 'string', describe: 'store dir [env DROVER_STORE_DIR]', global: true, requiresArg: true })
-    .option('state-dir', { type: 'string', describe: 'state dir (slots, failure memory, ssh sockets) [env DROVER_STATE_DIR]', global: true, requiresArg: true })
+    .option('machines', { type: 'string', coerce: lastOf, describe: 'machines file [env DROVER_MACHINES, default $XDG_CONFIG_HOME/drover/machines]', global: true, requiresArg: true })
+    .option('store-dir', { type: 'string', coerce: lastOf, describe: 'store dir [env DROVER_STORE_DIR]', global: true, requiresArg: true })
+    .option('state-dir', { type: 'string', coerce: lastOf, describe: 'state dir (slots, failure memory, ssh sockets) [env DROVER_STATE_DIR]', global: true, requiresArg: true })
     .command(
       '$0 <thisSystem> <maxSilentTime> <printBuildTrace>',
       'answer build requests on stdin (the build hook protocol)',
@@ -187,8 +199,8 @@ async function withYargs(): Promise<number> {
       (y) =>
         y
           .option('start', { type: 'boolean', describe: 'start one unless it runs; print its socket' })
-          .option('socket', { type: 'string', describe: 'the socket to listen on' })
-          .option('idle', { type: 'number', default: 600, describe: 'exit after this many seconds without sessions' }),
+          .option('socket', { type: 'string', coerce: lastOf, requiresArg: true, describe: 'the socket to listen on' })
+          .option('idle', { type: 'number', default: 600, requiresArg: true, describe: 'exit after this many seconds without sessions' }),
       async (argv) => {
         const a = argv as unknown as Globals & { start?: boolean; socket?: string; idle: number };
         code = await runAgentCommand(a, { start: a.start ?? false, socket: a.socket, idle: a.idle });
@@ -221,7 +233,7 @@ async function main(): Promise<number> {
   if (q && q.positionals.length === 1 && q.positionals[0] === 'serve' && !agentOpts) return runServe(q.globals);
   if (q && q.positionals.length === 1 && q.positionals[0] === 'agent') {
     const idle = q.agent.idle ?? '600';
-    if (!/^\d+$/.test(idle)) throw new UsageError(`--idle must be a whole number of seconds, got '${idle}'`);
+    if (!/^\d+$/.test(idle) || Number(idle) > MAX_TIMEOUT_SECONDS) throw new UsageError(`--idle must be a whole number of seconds up to ${MAX_TIMEOUT_SECONDS}, got '${idle}'`);
     return runAgentCommand(q.globals, { start: q.agent.start, socket: q.agent.socket, idle: Number(idle) });
   }
   if (agentOpts) return withYargs();

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { parseMachines, loadMachines, machinesFilePath, MachinesFileError } from './machines.js';
+import { hookSettings } from './settings.js';
 
 const KEY_LINE = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHb4m3yqRk6kqW8v1a2s3d4f5g6h7j8k9l0z1x2c3v4b root@box';
 const KEY_B64 = Buffer.from(KEY_LINE).toString('base64');
@@ -123,6 +124,9 @@ const BAD: [string, RegExp][] = [
   ['ssh://h?colour=blue', /field 1 \(URI\): unknown option 'colour'/],
   ['ssh://h?engine=nix&engine=drover', /option 'engine' is given twice/],
   ['ssh://h?connect-timeout=soon', /connect-timeout 'soon'/],
+  // Longer than a Node timer holds once connect and stall are added up: it would fire at once.
+  ['ssh://h?stall-timeout=3000000', /field 1 \(URI\): stall-timeout '3000000' is more than 1000000 seconds/],
+  ['ssh://h?connect-timeout=1000001', /field 1 \(URI\): connect-timeout '1000001' is more than 1000000 seconds/],
   ['ssh://h?ssh-key=/a x86_64-linux /b', /field 3 \(SSH_KEY\): SSH key '\/b' differs from the URI's ssh-key option '\/a'/],
   ['ssh://[::1', /'\[' without '\]'/],
   ['ssh://h x86_64-linux\nssh://h i686-linux', /line 3, field 1 \(URI\): 'ssh:\/\/h' is already the URI of line 2; list all of a machine's systems and features on one line/],
@@ -169,4 +173,14 @@ test('a missing default file means no machines; a missing named file is an error
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }
+});
+
+test('timeouts the hook arms as timers are refused above 1000000 s (Node would fire a longer one at once)', () => {
+  for (const name of ['DROVER_HOOK_SSH_CONNECT_TIMEOUT', 'DROVER_HOOK_SSH_STALL_TIMEOUT', 'DROVER_HOOK_SSH_AGENT_IDLE']) {
+    assert.throws(() => hookSettings({ [name]: '3000000' }), new RegExp(`^UsageError: environment variable ${name}='3000000' is more than 1000000 seconds$`));
+    assert.doesNotThrow(() => hookSettings({ [name]: '1000000' }));
+  }
+  assert.equal(parseMachines('ssh://h?stall-timeout=1000000&connect-timeout=1000000')[0]!.stallTimeout, 1000000);
+  // ssh keeps these itself: no limit of ours.
+  assert.equal(hookSettings({ DROVER_HOOK_SSH_PERSIST: '3000000' }).controlPersist, 3000000);
 });

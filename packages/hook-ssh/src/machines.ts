@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { UsageError } from '@drover/store';
+import { MAX_TIMEOUT_SECONDS } from './settings.js';
 
 /**
  * What runs on the remote: `drover` (one `drover-hook-ssh serve` per build), `drover-cli`
@@ -306,6 +307,7 @@ export function parseUri(s: string, bad: (msg: string) => Error): UriPart & { ss
       case 'stall-timeout': {
         const n = Number(v);
         if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw bad(`${k} '${v}' is not a positive number of seconds`);
+        if (n > MAX_TIMEOUT_SECONDS) throw bad(`${k} '${v}' is more than ${MAX_TIMEOUT_SECONDS} seconds`);
         if (k === 'connect-timeout') connectTimeout = n;
         else stallTimeout = n;
         break;

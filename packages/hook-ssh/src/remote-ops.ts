@@ -301,6 +301,7 @@ export async function buildAndFetch(
   const stall = new StallWatch(ctx.settings.stallTimeout * 1000, () => proc.child.kill('SIGKILL'));
   let bytes = 0;
   let first = true;
+  let streamEnded = false;
   async function* tracked(): AsyncGenerator<Buffer> {
     for await (const c of stdout) {
       // The stream starts when the build is over: only from then on is silence a stall.
@@ -312,18 +313,31 @@ export async function buildAndFetch(
       bytes += (c as Buffer).length;
       yield c as Buffer;
     }
+    streamEnded = true;
   }
   const what = `the output stream from ${m.uri}`;
   const guard = expectingStore(store, new Set(outputs), what);
+  // An import that refuses the stream midway reads no more of it: the remote command is
+  // stopped at once, or ssh would wait on the unread output until the stall timeout, and the
+  // error would be a stall instead of what is wrong with the stream. (One that ended early,
+  // a failed build's empty stream, say, is judged by how the remote command ended.)
+  let refusedMidway = false;
   const imported = importPaths(guard, tracked(), { what }).then(
     (paths) => ({ ok: true as const, paths }),
-    (error: unknown) => ({ ok: false as const, error }),
+    (error: unknown) => {
+      if (!streamEnded && proc.child.exitCode === null && proc.child.signalCode === null) {
+        refusedMidway = true;
+        proc.child.kill('SIGKILL');
+      }
+      return { ok: false as const, error };
+    },
   );
   const r = await proc.done;
   stall.stop();
   const imp = await imported;
   guard.close();
   stdin.destroy();
+  if (!imp.ok && refusedMidway) throw importFailure(imp.error, what);
   if (stall.stalled) throw new RemoteError(`copying the outputs back stalled: nothing moved for ${Math.round(ctx.settings.stallTimeout)}s (after ${mib(bytes)})`, true);
   if (r.code === SSH_FAILED) throw new RemoteError(`the connection dropped ${first ? 'during the build' : 'while copying the outputs back'}: ${sshFailure(r)}`, true);
   if (r.code !== null && r.code >= 100 && r.code <= 104) return { kind: 'failed', status: r.code };
@@ -331,14 +345,17 @@ export async function buildAndFetch(
   if (r.code === REMOTE_EXIT.exportFailed) throw new RemoteError(`the build succeeded but exporting its outputs there failed (see the build log)`, false);
   if (r.code === REMOTE_EXIT.toolMissing) throw new RemoteError(`a remote tool is missing (see the build log)`, false);
   if (r.code !== 0) throw new RemoteError(`the remote command ended with ${r.signal ? `signal ${r.signal}` : `status ${r.code}`}`, false);
-  if (!imp.ok) {
-    if (imp.error instanceof RemoteError) throw imp.error;
-    const msg = (imp.error as Error).message;
-    throw new RemoteError(`${msg.startsWith(what) ? msg : `${what}: ${msg}`}; nothing was registered`, false);
-  }
+  if (!imp.ok) throw importFailure(imp.error, what);
   const missing = outputs.filter((o) => !store.db.isValid(o));
   if (missing.length > 0) throw new RemoteError(`${what}: the stream lacks ${missing.map((p) => `'${p}'`).join(', ')}`, false);
   return { kind: 'built', bytes };
+}
+
+/** A refused output stream as the hook reports it: nothing of it was registered. */
+function importFailure(error: unknown, what: string): RemoteError {
+  if (error instanceof RemoteError) return error;
+  const msg = (error as Error).message;
+  return new RemoteError(`${msg.startsWith(what) ? msg : `${what}: ${msg}`}; nothing was registered`, false);
 }
 
 /** Where the remote build log goes: the protocol's fd 4, or stderr when run by hand. */

@@ -96,6 +96,16 @@ test('garbage, truncation and wrong frames are refused, naming what came', async
   await bad(encodeFrame('M', '{}'), drain, /expected a D or E frame inside an export stream, got M/);
 });
 
+test("an {error} from the remote inside an export stream is its own words, not a protocol fault (no back-off)", async () => {
+  const r = new FrameReader(chunks([...encodeFrame('D', 'abc'), ...encodeFrame('M', JSON.stringify({ error: "path '/s/x' is not valid" }))], 3), 'ssh://m (serve)');
+  await assert.rejects(
+    (async () => {
+      for await (const _ of r.data()) void _;
+    })(),
+    (e: unknown) => e instanceof Error && !(e instanceof SessionProtocolError) && e.message === "ssh://m (serve): path '/s/x' is not valid",
+  );
+});
+
 test('headers, hellos and missing lists from a hostile peer are refused', () => {
   const good = { storeDir: '/s', drv: '/s/a-x.drv', outputs: ['/s/b-x'], inputs: ['/s/a-x.drv'], maxSilentTime: 0 };
   assert.equal(parseHeader(good).drv, '/s/a-x.drv');

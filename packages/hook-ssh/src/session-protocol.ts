@@ -269,6 +269,10 @@ export class FrameReader {
         continue;
       }
       if (h.type === 'E') return;
+      // The remote stopped its export and said why in its own words (an output it could not
+      // read, say): that is its error to show, not a fault in the protocol.
+      const said = h.type === 'M' ? errorOf(payload) : undefined;
+      if (said !== undefined) throw new DroverError(`${this.what}: ${said}`, 1);
       if (h.type !== 'D') throw new SessionProtocolError(`${this.what}: expected a D or E frame inside an export stream, got ${h.type}`);
       if (payload.length) yield payload;
     }
@@ -280,6 +284,16 @@ export class FrameReader {
       this.queue = [];
       this.queued = 0;
     } while (await this.more());
+  }
+}
+
+/** The `error` of an M frame's JSON message, if it is one. */
+function errorOf(payload: Buffer): string | undefined {
+  try {
+    const v = JSON.parse(payload.toString('utf8')) as unknown;
+    return typeof v === 'object' && v !== null && typeof (v as { error?: unknown }).error === 'string' ? (v as { error: string }).error : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -49,11 +49,19 @@ export function cpuHasAes(cpuinfo?: string): boolean {
   return /^(flags|Features)\s*:.*\baes\b/m.test(text);
 }
 
-function num(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+/**
+ * The longest timeout the hook arms as a timer (about 11 days): Node fires a longer one after
+ * 1 ms instead, and a connect timeout and a stall timeout are added up for one command.
+ */
+export const MAX_TIMEOUT_SECONDS = 1_000_000;
+
+/** A positive number of seconds; `max` for those that become timers here. */
+function num(env: NodeJS.ProcessEnv, name: string, dflt: number, max = Infinity): number {
   const v = env[name];
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
   if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new UsageError(`environment variable ${name}='${v}' is not a positive number of seconds`);
+  if (n > max) throw new UsageError(`environment variable ${name}='${v}' is more than ${max} seconds`);
   return n;
 }
 
@@ -69,8 +77,8 @@ export function hookSettings(env: NodeJS.ProcessEnv = process.env): HookSettings
     if (backoffMax < backoffBase) throw new UsageError(`environment variable DROVER_HOOK_SSH_BACKOFF='${b}': MAX is below BASE`);
   }
   return {
-    connectTimeout: num(env, 'DROVER_HOOK_SSH_CONNECT_TIMEOUT', 10),
-    stallTimeout: num(env, 'DROVER_HOOK_SSH_STALL_TIMEOUT', 60),
+    connectTimeout: num(env, 'DROVER_HOOK_SSH_CONNECT_TIMEOUT', 10, MAX_TIMEOUT_SECONDS),
+    stallTimeout: num(env, 'DROVER_HOOK_SSH_STALL_TIMEOUT', 60, MAX_TIMEOUT_SECONDS),
     backoffBase,
     backoffMax,
     controlPersist: num(env, 'DROVER_HOOK_SSH_PERSIST', 600),
@@ -79,7 +87,7 @@ export function hookSettings(env: NodeJS.ProcessEnv = process.env): HookSettings
     sshOpts: (env.DROVER_SSHOPTS ?? '').split(/\s+/).filter((s) => s !== ''),
     shareConnection: env.DROVER_HOOK_SSH_SHARE !== '0',
     useAgent: env.DROVER_HOOK_SSH_AGENT !== '0',
-    agentIdle: num(env, 'DROVER_HOOK_SSH_AGENT_IDLE', 600),
+    agentIdle: num(env, 'DROVER_HOOK_SSH_AGENT_IDLE', 600, MAX_TIMEOUT_SECONDS),
     ciphers: ciphersSetting(env.DROVER_HOOK_SSH_CIPHERS),
   };
 }

@@ -258,11 +258,12 @@ export function startSsh(stateDir: string, m: Machine, s: HookSettings, command:
     // last output, then stop waiting for the pipes.
     child.once('exit', (code, signal) => {
       exited = { code, signal };
-      const grace = setTimeout(() => {
+      // Not unref'd: when the pipes stay open and nothing else is pending, this timer is what
+      // settles `done` (unref'd, the event loop ran dry first and the hook stopped unfinished).
+      setTimeout(() => {
         for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
         finish();
       }, signal ? 0 : PIPE_GRACE_MS);
-      grace.unref();
     });
   });
   return { child, logFile, done };

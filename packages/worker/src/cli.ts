@@ -13,7 +13,11 @@ async function main(): Promise<number> {
   const stderr = (s: string) => void process.stderr.write(s);
   const opts = resolveBuildOptions(parsed.flags, process.env, stderr);
   const { paths: drvs, places } = await readPathArgs(parsed.drvs);
-  if (drvs.length === 0) throw new UsageError('name at least one derivation (DRV...), or - to read them from stdin');
+  if (drvs.length === 0) {
+    // `-` with nothing but blank lines on stdin: say so, rather than suggest the `-` it was given.
+    if (places) throw new UsageError('standard input names no derivation (one .drv path a line)');
+    throw new UsageError('name at least one derivation (DRV...), or - to read them from stdin');
+  }
   const store = new Store({ storeDir: parsed.storeDir, stateDir: parsed.stateDir });
   const scheduler = new Scheduler(store, opts);
   let interrupted = false;

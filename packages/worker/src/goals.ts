@@ -61,8 +61,13 @@ function makeGoal(store: Store, drvPath: string): Goal {
   for (const [name, o] of Object.entries(drv.outputs)) outputs[name] = o.path;
   const names = Object.keys(outputs);
   if (names.length === 0) throw new DerivationFormatError(`derivation '${drvPath}' has no outputs`);
+  const seen = new Map<string, string>();
   for (const [name, p] of Object.entries(outputs)) {
     if (p === '') throw new DerivationFormatError(`derivation '${drvPath}': output '${name}' has no path`);
+    // Two outputs at one path (a hand-made .drv): the build would wait for its own lock on it.
+    const other = seen.get(p);
+    if (other !== undefined) throw new DerivationFormatError(`derivation '${drvPath}': outputs '${other}' and '${name}' have the same path '${p}'`);
+    seen.set(p, name);
   }
   return {
     drvPath,

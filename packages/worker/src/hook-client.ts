@@ -94,6 +94,8 @@ export class HookInstance {
       });
       this.child.once('exit', (code, signal) => {
         this.hasExited = true;
+        // Whatever the hook left running in its group goes with it, as a builder's does.
+        killGroup(this.child.pid, 'SIGKILL');
         resolve(statusOf(code, signal));
       });
     });
@@ -197,6 +199,14 @@ export class HookInstance {
     const t = setTimeout(() => killGroup(this.child.pid, 'SIGKILL'), KILL_GRACE_MS);
     t.unref();
     void this.exited.then(() => clearTimeout(t));
+  }
+
+  /**
+   * The run is over: a hook still running (one that was stopped and ignores SIGTERM) is killed
+   * now, with its group, as the SIGKILL that would follow in a while dies with drover-build.
+   */
+  reap(): void {
+    if (!this.hasExited) killGroup(this.child.pid, 'SIGKILL');
   }
 
   /** Shuts an idle hook down: EOF on its stdin, a bounded wait, then kill. */

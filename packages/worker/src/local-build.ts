@@ -209,13 +209,21 @@ export class LocalBuild {
 
   /** Node's own spawn: pipes for the output (needed for -L), one fork of the whole scheduler. */
   private startViaNode(spec: LocalBuildSpec, cmd: string, args: readonly string[], env: Record<string, string>): Promise<LocalBuildResult> {
-    const child: ChildProcess = spawn(cmd, args, {
-      cwd: spec.buildDir,
-      env,
-      // Its own process group, so timeouts and the end of the build reach every process.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe', ...spec.inheritFds],
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, {
+        cwd: spec.buildDir,
+        env,
+        // Its own process group, so timeouts and the end of the build reach every process.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe', ...spec.inheritFds],
+      });
+    } catch (e) {
+      // Some failures (E2BIG: an environment too large to exec) throw instead of emitting
+      // 'error': the builder could not start, as when it does not exist.
+      this.exited = true;
+      return Promise.resolve({ status: 127, description: `could not start builder '${spec.drv.builder}': ${(e as Error).message}` });
+    }
     this.killer = () => killGroup(child.pid, 'SIGKILL');
     let lastOutput = Date.now();
     const prefixer = spec.printLogs ? new LinePrefixer(`${spec.name}> `, spec.stderr) : undefined;

@@ -87,7 +87,8 @@ export function resolveBuildOptions(f: BuildFlags, env: NodeJS.ProcessEnv, stder
     maxJobs: count(f.maxJobs, '--max-jobs', cpus),
     keepGoing: f.keepGoing ?? false,
     dryRun: f.dryRun ?? false,
-    maxSilentTime: count(f.maxSilentTime, '--max-silent-time', 0),
+    // Passed to the hook as a whole number too: a huge one would be written as '1e+21'.
+    maxSilentTime: seconds(f.maxSilentTime, '--max-silent-time', 0),
     timeout: seconds(f.timeout, '--timeout', 0),
     buildHook: hookWords,
     hookReplyTimeout: seconds(f.hookTimeout, '--hook-timeout', 300) || 300,

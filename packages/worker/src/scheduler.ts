@@ -84,6 +84,8 @@ export class Scheduler {
   private lockWaits = 0;
   /** Hooks that answered decline or postpone: alive, free for the next request. */
   private readonly idleHooks: HookInstance[] = [];
+  /** Every hook this run started: none may outlive it (reap). */
+  private readonly hooks = new Set<HookInstance>();
   /** Hooks with a request waiting for its reply: a stopping run gives up on them (stop). */
   private readonly askingHooks = new Set<HookInstance>();
   /**
@@ -146,6 +148,7 @@ export class Scheduler {
       this.fatal ??= e;
     }
     await Promise.all(this.idleHooks.splice(0).map((h) => h.close()));
+    for (const h of this.hooks) h.reap();
     this.cleanupSandbox();
     this.buildDirs.close();
     this.spawner?.close();
@@ -379,6 +382,8 @@ export class Scheduler {
       env: { ...process.env, DROVER_STORE_DIR: this.store.storeDir, DROVER_STATE_DIR: this.store.stateDir },
       stderr: this.opts.stderr,
     });
+    this.hooks.add(hook);
+    void hook.exited.then(() => this.hooks.delete(hook));
     return { hook, reused: false };
   }
 

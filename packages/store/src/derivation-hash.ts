@@ -1,7 +1,7 @@
 // Output paths of derivations (hashDerivationModulo, fixed outputs), checking given ones, and adding a checked .drv to the store.
 import { createHash } from 'node:crypto';
 import type { Store } from './store.js';
-import { DerivationFormatError } from './errors.js';
+import { DerivationFormatError, DroverError } from './errors.js';
 import { Hash, parseHash } from './hash.js';
 import { checkStoreName, makeFixedOutputPath, makeOutputPath, makeTextPath, outputPathName } from './store-path.js';
 import {
@@ -238,6 +238,8 @@ export interface DerivationToAdd {
   name: string;
   key?: string;
   where?: string;
+  /** The input it came from (`stdin`, a file's name), to begin the errors of its checks. */
+  input?: string;
 }
 
 /**
@@ -273,7 +275,14 @@ export async function addDerivations(store: Store, items: readonly DerivationToA
   const pending = new Map<string, Derivation>();
   const checked: { name: string; drv: Derivation; drvPath: string; outputs: Record<string, string> }[] = [];
   for (const it of order) {
-    const c = checkDerivation(store, it.drv, it.name, { expectedPath: it.key, pending, cache: opts.cache });
+    let c: ReturnType<typeof checkDerivation>;
+    try {
+      c = checkDerivation(store, it.drv, it.name, { expectedPath: it.key, pending, cache: opts.cache });
+    } catch (e) {
+      // The check names the derivation ("derivation 'x': ..."); this says which input holds it.
+      if (it.input !== undefined && e instanceof DroverError && e.exitCode === 2) throw new DerivationFormatError(`${it.input}: ${e.message}`);
+      throw e;
+    }
     pending.set(c.drvPath, c.drv);
     checked.push({ name: it.name, ...c });
   }

@@ -41,7 +41,7 @@ const derivationAdd = defineCommand<{ file?: string; 'dry-run'?: boolean; name?:
     withStore(argv, async (store) => {
       const { bytes, what } = await readInput(argv.file);
       const entries = parseDerivationInput(bytes, what, argv.name);
-      out(await addDerivations(store, entries.map((e) => ({ drv: e.drv, name: e.name!, key: e.key, where: e.where })), { dryRun: argv['dry-run'] }));
+      out(await addDerivations(store, entries.map((e) => ({ drv: e.drv, name: e.name!, key: e.key, where: e.where, input: what })), { dryRun: argv['dry-run'] }));
     }),
 });
 

@@ -771,9 +771,8 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const prefix = `${path.basename(file)}.tmp-`;
   for (const name of fs.readdirSync(path.dirname(file))) {
-    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)) && !pidAlive(Number(name.slice(prefix.length)))) {
-      fs.rmSync(path.join(path.dirname(file), name), { force: true });
-    }
+    const pid = name.startsWith(prefix) ? name.slice(prefix.length) : '';
+    if (/^\d+$/.test(pid) && !pidAlive(Number(pid))) fs.rmSync(path.join(path.dirname(file), name), { force: true });
   }
   const fd = fs.openSync(tmp, 'w', 0o644);
   try {

@@ -138,9 +138,10 @@ async function importLocked(
 
 /**
  * Gives each new .drv of the stream its DerivationOutputs, read from its scratch copy and
- * checked against its contents (Store.derivationOutputsOf) before anything is committed: the
- * commit would check it too, but a stream of more than COMMIT_CHUNK new paths commits in
- * chunks, and a .drv refused in a later chunk would leave the earlier ones registered. Input
+ * checked against its contents (Store.derivationOutputsOf) before anything is committed, so
+ * the commit need not read it: left to the commit, a stream of more than COMMIT_CHUNK new
+ * paths, which commits in chunks, would have a .drv refused in a later chunk leave the earlier
+ * ones registered. Input
  * derivations are read from the stream's scratch copies or, when valid, from the store.
  */
 function checkDerivations(store: Store, items: readonly { tmp: string; info: ValidPathInfo }[], places: readonly string[]): void {
